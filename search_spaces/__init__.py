@@ -1,0 +1,1 @@
+"""Search spaces: the spec DSL, architecture choices, sampling and encoding, and the elastic supernets."""

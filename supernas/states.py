@@ -1,0 +1,39 @@
+"""Lifecycle states of searches and trials, and which of them are terminal."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SearchState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    PAUSED = "paused"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL_SEARCH_STATES
+
+
+class TrialState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PRUNED = "pruned"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    INFEASIBLE = "infeasible"
+    LOST = "lost"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in (TrialState.PENDING, TrialState.RUNNING)
+
+
+_TERMINAL_SEARCH_STATES = frozenset(
+    {SearchState.SUCCEEDED, SearchState.FAILED, SearchState.CANCELED}
+)
