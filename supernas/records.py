@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from supernas.states import SearchState, TrialState
 
 JSONDict = dict[str, Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class Observation:
 
 
 @dataclass(frozen=True)
-class Page[T]:
+class Page(Generic[T]):
     """One page of a listing; ``next_page_token`` is opaque and None on the last page."""
 
     items: list[T]
