@@ -1,0 +1,1 @@
+"""HTTP API of the service: routes, wire schemas and problem+json errors."""

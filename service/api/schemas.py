@@ -1,0 +1,137 @@
+"""Wire schemas of the API's responses, built from frozen records.
+
+Non-finite metric values (NaN, inf) are sent as the strings "NaN", "Infinity", "-Infinity",
+since JSON has no literal for them.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from supernas.records import SearchRecord, TrialRecord, TrialReport
+
+
+def json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+class BestValue(BaseModel):
+    value: float
+    trial_number: int
+
+
+class SearchOut(BaseModel):
+    id: str
+    name: str
+    state: str
+    state_reason: str | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    spec: dict[str, Any]
+    trial_counts: dict[str, int]
+    best: dict[str, BestValue]
+    best_trial: int | None
+
+    @classmethod
+    def build(
+        cls,
+        record: SearchRecord,
+        counts: dict[str, int],
+        best: dict[str, BestValue],
+        best_trial: int | None,
+    ) -> SearchOut:
+        return cls(
+            id=record.id,
+            name=record.name,
+            state=record.state.value,
+            state_reason=record.state_reason,
+            cancel_requested=record.cancel_requested,
+            created_at=record.created_at,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            spec=record.spec,
+            trial_counts=counts,
+            best=best,
+            best_trial=best_trial,
+        )
+
+
+class ReportOut(BaseModel):
+    step: int
+    fidelity: float
+    metrics: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def build(cls, report: TrialReport) -> ReportOut:
+        return cls(
+            step=report.step,
+            fidelity=report.fidelity,
+            metrics=json_safe(report.metrics),
+            created_at=report.created_at,
+        )
+
+
+class TrialOut(BaseModel):
+    number: int
+    state: str
+    state_reason: str | None
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    fidelity: float | None
+    has_model: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    reports: list[ReportOut] | None = None
+
+    @classmethod
+    def build(cls, trial: TrialRecord, with_reports: bool = False) -> TrialOut:
+        return cls(
+            number=trial.number,
+            state=trial.state.value,
+            state_reason=trial.state_reason,
+            config=trial.config,
+            metrics=json_safe(trial.metrics),
+            fidelity=trial.fidelity,
+            has_model=trial.artifact_dir is not None,
+            created_at=trial.created_at,
+            started_at=trial.started_at,
+            finished_at=trial.finished_at,
+            reports=[ReportOut.build(r) for r in trial.reports] if with_reports else None,
+        )
+
+
+class SearchPage(BaseModel):
+    items: list[SearchOut]
+    next_page_token: str | None
+    total: int
+
+
+class TrialPage(BaseModel):
+    items: list[TrialOut]
+    next_page_token: str | None
+    total: int
+
+
+class ObjectiveOut(BaseModel):
+    metric: str
+    direction: str
+
+
+class ParetoOut(BaseModel):
+    search_id: str
+    objectives: list[ObjectiveOut]
+    trials: list[TrialOut]

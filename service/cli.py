@@ -1,0 +1,174 @@
+"""The ``supernas`` command line: run the service, and submit, watch and download searches over HTTP."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from service.cli_output import status_line, trials_table
+from service.client import ApiError, SupernasClient
+
+app = typer.Typer(add_completion=False, help="Neural architecture search as a service.", no_args_is_help=True)
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+UrlOption = Annotated[str, typer.Option(envvar="SUPERNAS_URL", help="Base URL of the supernas service.")]
+_TERMINAL = {"succeeded", "failed", "canceled"}
+
+
+def _client(url: str) -> SupernasClient:
+    return SupernasClient(url)
+
+
+def _fail(error: ApiError) -> typer.Exit:
+    typer.secho(f"error: {error}", err=True, fg="red")
+    for item in error.problem.get("errors", []):
+        typer.secho(f"  {'.'.join(str(p) for p in item['loc'])}: {item['msg']}", err=True, fg="red")
+    return typer.Exit(2 if 400 <= error.status < 500 else 1)
+
+
+def load_spec(path: Path) -> dict[str, Any]:
+    """Read a spec from a YAML or JSON file (JSON is YAML)."""
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise typer.BadParameter(f"cannot read spec {path}: {exc}") from exc
+    if not isinstance(spec, dict):
+        raise typer.BadParameter(f"spec {path} must be a mapping, got {type(spec).__name__}")
+    return spec
+
+
+def watch(client: SupernasClient, search_id: str, poll_s: float = 2.0) -> dict[str, Any]:
+    """Print a progress line whenever it changes until the search ends; returns the final search."""
+    last = ""
+    while True:
+        search = client.search(search_id)
+        line = status_line(search)
+        if line != last:
+            typer.echo(f"{time.strftime('%H:%M:%S')} {line}")
+            last = line
+        if search["state"] in _TERMINAL:
+            return search
+        time.sleep(poll_s)
+
+
+def print_pareto(client: SupernasClient, search_id: str) -> dict[str, Any]:
+    pareto = client.pareto(search_id)
+    metrics = [o["metric"] for o in pareto["objectives"]]
+    objectives = ", ".join(f"{o['direction']} {o['metric']}" for o in pareto["objectives"])
+    typer.echo(f"\nPareto front ({objectives}): {len(pareto['trials'])} trial(s)")
+    typer.echo(trials_table(pareto["trials"], metrics))
+    return pareto
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="SQLite file and artifacts (default ./supernas-data).")] = None,
+) -> None:
+    """Run the service: HTTP API, dispatcher and embedded Ray (or the cluster at RAY_ADDRESS)."""
+    import uvicorn
+
+    from service.app import create_app
+    from service.settings import load_settings
+
+    overrides = {k: v for k, v in {"host": host, "port": port, "data_dir": data_dir}.items() if v is not None}
+    settings = load_settings(**overrides)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+@app.command()
+def submit(
+    spec: Annotated[Path, typer.Argument(help="Search spec, YAML or JSON.")],
+    url: UrlOption = DEFAULT_URL,
+    wait: Annotated[bool, typer.Option(help="Follow progress until the search ends.")] = False,
+    idempotency_key: Annotated[str | None, typer.Option(help="Resubmitting with the same key is a no-op.")] = None,
+) -> None:
+    """Submit a search; prints its id."""
+    client = _client(url)
+    try:
+        search = client.submit(load_spec(spec), idempotency_key)
+        typer.echo(search["id"])
+        if wait:
+            watch(client, search["id"])
+            print_pareto(client, search["id"])
+    except ApiError as error:
+        raise _fail(error) from error
+
+
+@app.command()
+def status(search_id: str, url: UrlOption = DEFAULT_URL) -> None:
+    """State, progress, best values and Pareto front of a search."""
+    client = _client(url)
+    try:
+        typer.echo(status_line(client.search(search_id)))
+        print_pareto(client, search_id)
+    except ApiError as error:
+        raise _fail(error) from error
+
+
+@app.command()
+def trials(search_id: str, url: UrlOption = DEFAULT_URL) -> None:
+    """Every trial of a search."""
+    client = _client(url)
+    try:
+        metrics = [o["metric"] for o in client.search(search_id)["spec"]["objectives"]]
+        typer.echo(trials_table(client.trials(search_id), metrics))
+    except ApiError as error:
+        raise _fail(error) from error
+
+
+@app.command()
+def cancel(search_id: str, url: UrlOption = DEFAULT_URL) -> None:
+    """Cancel a search: running trials stop, every record is kept."""
+    try:
+        typer.echo(status_line(_client(url).cancel(search_id)))
+    except ApiError as error:
+        raise _fail(error) from error
+
+
+@app.command()
+def download(
+    search_id: str,
+    trial: Annotated[int | None, typer.Option(help="Trial number (default: best by the first objective).")] = None,
+    out: Annotated[Path, typer.Option(help="Directory to write the model and manifest to.")] = Path("."),
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Download a sub-network as TorchScript plus its manifest (sha256 verified)."""
+    client = _client(url)
+    try:
+        number = trial if trial is not None else client.search(search_id)["best_trial"]
+        if number is None:
+            typer.secho("error: the search has no finished trial yet", err=True, fg="red")
+            raise typer.Exit(1)
+        path, _ = client.download(search_id, number, out)
+        typer.echo(str(path))
+    except ApiError as error:
+        raise _fail(error) from error
+
+
+@app.command()
+def demo(
+    spec: Annotated[Path, typer.Argument(help="Search spec to run.")] = Path("examples/digits.yaml"),
+    data_dir: Annotated[Path | None, typer.Option(help="Where the demo service keeps its data.")] = None,
+) -> None:
+    """End to end: start the service, submit SPEC over HTTP, watch it, print the front, run the best model."""
+    from service.demo import run_demo
+
+    run_demo(load_spec(spec), data_dir)
+
+
+def main() -> None:
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Plain-text tables the CLI prints (Pareto fronts, trials, search status)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "-".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[_fmt(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    rule = "  ".join("-" * w for w in widths)
+    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join([line, rule, *body])
+
+
+def trials_table(trials: list[dict[str, Any]], metrics: list[str]) -> str:
+    headers = ["trial", "state", "depth", "width", "kernel", "fidelity", *metrics]
+    rows = [
+        [
+            t["number"],
+            t["state"],
+            t["config"].get("depth"),
+            t["config"].get("width_mult"),
+            t["config"].get("kernel_size"),
+            t["fidelity"],
+            *[t["metrics"].get(m) for m in metrics],
+        ]
+        for t in trials
+    ]
+    return table(headers, rows)
+
+
+def status_line(search: dict[str, Any]) -> str:
+    counts = search["trial_counts"]
+    done = sum(counts.get(s, 0) for s in ("succeeded", "pruned", "failed", "infeasible"))
+    budget = search["spec"]["budget"]["max_trials"]
+    best = ", ".join(f"{m}={v['value']:.4g} (#{v['trial_number']})" for m, v in search["best"].items())
+    return (
+        f"[{search['state']}] {done}/{budget} trials done, {counts.get('running', 0)} running"
+        f"{' | best ' + best if best else ''} | {search['state_reason'] or ''}"
+    )

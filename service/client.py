@@ -1,0 +1,82 @@
+"""A small Python client of the supernas HTTP API (the CLI speaks through it)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+class ApiError(Exception):
+    """A non-2xx answer; ``problem`` is the server's problem+json body."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        super().__init__(f"HTTP {status}: {problem.get('detail') or problem.get('title') or problem}")
+        self.status = status
+        self.problem = problem
+
+
+class SupernasClient:
+    def __init__(self, base_url: str, timeout_s: float = 30.0) -> None:
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except json.JSONDecodeError:
+                problem = {"detail": response.text}
+            raise ApiError(response.status_code, problem)
+        return response
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/healthz").json()
+
+    def submit(self, spec: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self._call("POST", "/api/v1/searches", json=spec, headers=headers).json()
+
+    def search(self, search_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/searches/{search_id}").json()
+
+    def cancel(self, search_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/searches/{search_id}/cancel").json()
+
+    def trials(self, search_id: str, page_size: int = 500) -> list[dict[str, Any]]:
+        """Every trial of a search, following page tokens."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"page_size": page_size}
+            if token:
+                params["page_token"] = token
+            page = self._call("GET", f"/api/v1/searches/{search_id}/trials", params=params).json()
+            items.extend(page["items"])
+            token = page["next_page_token"]
+            if not token:
+                return items
+
+    def pareto(self, search_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/searches/{search_id}/pareto").json()
+
+    def download(self, search_id: str, number: int, out_dir: Path) -> tuple[Path, dict[str, Any]]:
+        """Download a trial's TorchScript model and manifest; verifies the sha256 from the manifest."""
+        base = f"/api/v1/searches/{search_id}/trials/{number}/model"
+        manifest = self._call("GET", base, params={"format": "manifest"}).json()
+        payload = self._call("GET", base, params={"format": "torchscript"}).content
+        expected = manifest["files"]["torchscript"]["sha256"]
+        actual = hashlib.sha256(payload).hexdigest()
+        if actual != expected:
+            raise ApiError(502, {"detail": f"sha256 mismatch: manifest {expected}, downloaded {actual}"})
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model_path = out_dir / f"trial{number}.torchscript.pt"
+        model_path.write_bytes(payload)
+        (out_dir / f"trial{number}.manifest.json").write_text(json.dumps(manifest, indent=2))
+        return model_path, manifest

@@ -1,0 +1,95 @@
+"""The quick-start demo: a real search end to end on a service started just for it."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from service.client import ApiError, SupernasClient
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(client: SupernasClient, server: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the service exited with {server.returncode}; see {log}")
+        try:
+            client.health()
+            return
+        except (ApiError, OSError, Exception):
+            time.sleep(0.5)
+    raise RuntimeError(f"the service did not become healthy in {timeout_s:.0f} s; see {log}")
+
+
+def run_best_model(model_path: Path, manifest: dict[str, Any], count: int = 8) -> None:
+    """Load the downloaded TorchScript model and classify test examples it has never seen."""
+    import torch
+
+    from workers.tasks import load_task
+
+    model = torch.jit.load(str(model_path))
+    model.eval()
+    task = load_task(manifest["task"])
+    with torch.inference_mode():
+        predictions = model(torch.from_numpy(task.x_test)).argmax(dim=1).numpy()  # (N,)
+    typer.echo(f"\nRan {model_path.name} (TorchScript) on the held-out test split:")
+    typer.echo(f"  first {count} labels:      {task.y_test[:count].tolist()}")
+    typer.echo(f"  first {count} predictions: {predictions[:count].tolist()}")
+    accuracy = float((predictions == task.y_test).mean())
+    typer.echo(f"  test accuracy: {accuracy:.4f} on {len(task.y_test)} examples "
+               f"(validation accuracy in the manifest: {manifest['metrics']['accuracy']:.4f})")
+
+
+def run_demo(spec: dict[str, Any], data_dir: Path | None) -> None:
+    from service.cli import print_pareto, watch
+
+    root = data_dir or Path(tempfile.mkdtemp(prefix="supernas-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    log = root / "service.log"
+    typer.echo(f"Starting supernas on http://127.0.0.1:{port} (data in {root}, log in {log})")
+    started = time.monotonic()
+    with log.open("ab") as log_file:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--data-dir", str(root)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    client = SupernasClient(f"http://127.0.0.1:{port}")
+    try:
+        _wait_healthy(client, server, log, timeout_s=120)
+        search = client.submit(spec)
+        typer.echo(f"Submitted search {search['id']} ({spec.get('name', 'search')}); progress:")
+        final = watch(client, search["id"])
+        if final["state"] != "succeeded":
+            typer.secho(f"search ended {final['state']}: {final['state_reason']}", fg="red", err=True)
+            raise typer.Exit(1)
+        print_pareto(client, search["id"])
+        best = final["best_trial"]
+        path, manifest = client.download(search["id"], best, root / "download")
+        typer.echo(f"\nDownloaded the best sub-network (trial {best}) to {path} (sha256 verified)")
+        run_best_model(path, manifest)
+        typer.echo(f"\nDemo finished in {time.monotonic() - started:.0f} s.")
+    except ApiError as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(1) from error
+    finally:
+        client.close()
+        server.terminate()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()

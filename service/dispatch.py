@@ -1,0 +1,188 @@
+"""The dispatcher: claims queued searches and runs each on Ray in a thread of the service process.
+
+The service is the only writer to the database: drivers report through ``StorageListener``.
+A search interrupted by a shutdown is requeued and resumes from what storage holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from service.settings import Settings
+from service.storage import Storage
+from supernas.records import Observation, SearchRecord
+from supernas.states import SearchState, TrialState
+from workers.driver import SearchJob, SearchOutcome, run_search
+from workers.ray_runtime import ensure_ray
+
+log = logging.getLogger(__name__)
+
+# Trials that used up budget: a resumed search does not run them again.
+_BUDGET_STATES = (TrialState.SUCCEEDED, TrialState.PRUNED, TrialState.FAILED, TrialState.INFEASIBLE)
+_CANCEL_POLL_S = 2.0
+
+
+class StorageListener:
+    """Persists what a driver reports; artifact paths are stored relative to the artifact root."""
+
+    def __init__(self, storage: Storage, search_id: str, artifacts_root: Path) -> None:
+        self._storage = storage
+        self._search_id = search_id
+        self._root = artifacts_root
+
+    def progress(self, message: str) -> None:
+        self._storage.set_search_state(self._search_id, SearchState.RUNNING, message)
+
+    def trial_created(self, number: int, config: dict[str, Any], info: dict[str, Any]) -> None:
+        self._storage.create_trial(self._search_id, number, config)
+
+    def trial_started(self, number: int) -> None:
+        self._storage.mark_trial_running(self._search_id, number)
+
+    def trial_reported(self, number: int, step: int, fidelity: float, metrics: dict[str, Any]) -> None:
+        self._storage.record_trial_report(self._search_id, number, step, fidelity, metrics)
+
+    def trial_finished(
+        self,
+        number: int,
+        state: TrialState,
+        reason: str | None,
+        artifact_dir: str | None,
+        metrics: dict[str, Any] | None,
+    ) -> None:
+        relative = str(Path(artifact_dir).resolve().relative_to(self._root)) if artifact_dir else None
+        self._storage.finish_trial(self._search_id, number, state, reason, relative, metrics)
+
+
+class _CancelCheck:
+    """True once the search is canceled through this process or in the database, or on shutdown."""
+
+    def __init__(self, storage: Storage, search_id: str, shutdown: threading.Event) -> None:
+        self.event = threading.Event()
+        self._storage, self._search_id, self._shutdown = storage, search_id, shutdown
+        self._checked_at = 0.0
+
+    def __call__(self) -> bool:
+        if self.event.is_set() or self._shutdown.is_set():
+            return True
+        if time.monotonic() - self._checked_at > _CANCEL_POLL_S:
+            self._checked_at = time.monotonic()
+            if self._storage.get_search(self._search_id).cancel_requested:
+                self.event.set()
+        return self.event.is_set()
+
+
+class Dispatcher:
+    def __init__(self, storage: Storage, settings: Settings) -> None:
+        self._storage = storage
+        self._settings = settings
+        self._artifacts_root = settings.resolved_artifacts_dir
+        self._shutdown = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._active: dict[str, tuple[threading.Thread, _CancelCheck]] = {}
+        self._loop: threading.Thread | None = None
+
+    # --- control ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop = threading.Thread(target=self._run_loop, name="supernas-dispatcher", daemon=True)
+        self._loop.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def cancel(self, search_id: str) -> None:
+        with self._lock:
+            active = self._active.get(search_id)
+        if active is not None:
+            active[1].event.set()
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Stop claiming, stop running searches (they are requeued) and wait for their threads."""
+        self._shutdown.set()
+        self._wake.set()
+        with self._lock:
+            threads = [t for t, _ in self._active.values()]
+        for thread in threads:
+            thread.join(timeout_s)
+        if self._loop is not None:
+            self._loop.join(timeout_s)
+
+    def active_searches(self) -> list[str]:
+        with self._lock:
+            return list(self._active)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _run_loop(self) -> None:
+        try:
+            ensure_ray(self._settings.ray_num_cpus)
+        except Exception:
+            log.exception("could not start or join Ray; the dispatcher is not running")
+            return
+        while not self._shutdown.is_set():
+            with self._lock:
+                has_room = len(self._active) < self._settings.max_concurrent_searches
+            record = self._storage.claim_next_queued_search() if has_room else None
+            if record is not None:
+                self._launch(record)
+                continue
+            self._wake.wait(self._settings.dispatcher_poll_s)
+            self._wake.clear()
+
+    def _launch(self, record: SearchRecord) -> None:
+        check = _CancelCheck(self._storage, record.id, self._shutdown)
+        thread = threading.Thread(target=self._run_search, args=(record, check), name=f"search-{record.id[:8]}")
+        with self._lock:
+            self._active[record.id] = (thread, check)
+        thread.start()
+
+    def _job(self, record: SearchRecord) -> SearchJob:
+        trials = self._storage.all_trials(record.id)
+        history = [
+            Observation(t.number, t.config, t.state, t.metrics, t.fidelity) for t in trials if t.state.is_terminal
+        ]
+        spent = sum(1 for t in trials if t.state in _BUDGET_STATES)
+        started = record.started_at or datetime.now(UTC)
+        return SearchJob(
+            search_id=record.id,
+            attempt=record.attempt,
+            spec=record.spec,
+            artifacts_root=str(self._artifacts_root),
+            history=history,
+            first_number=self._storage.next_trial_number(record.id),
+            trials_to_run=record.spec["budget"]["max_trials"] - spent,
+            elapsed_s=(datetime.now(UTC) - started).total_seconds(),
+        )
+
+    def _run_search(self, record: SearchRecord, check: _CancelCheck) -> None:
+        log.info("running search %s (attempt %d)", record.id, record.attempt)
+        listener = StorageListener(self._storage, record.id, self._artifacts_root)
+        try:
+            outcome = run_search(self._job(record), listener, check)
+        except Exception as exc:
+            log.exception("search %s crashed", record.id)
+            outcome = SearchOutcome(SearchState.FAILED, f"search driver error: {exc}"[:2000])
+        try:
+            self._finish(record.id, outcome, user_canceled=check.event.is_set())
+        finally:
+            with self._lock:
+                self._active.pop(record.id, None)
+            self._wake.set()
+
+    def _finish(self, search_id: str, outcome: SearchOutcome, user_canceled: bool) -> None:
+        if self._shutdown.is_set() and not user_canceled:
+            self._storage.cancel_unfinished_trials(search_id, "interrupted by service shutdown")
+            self._storage.set_search_state(search_id, SearchState.QUEUED, "interrupted by service shutdown")
+            return
+        if user_canceled:
+            outcome = SearchOutcome(SearchState.CANCELED, "canceled by user")
+        self._storage.cancel_unfinished_trials(search_id, outcome.reason or outcome.state.value)
+        self._storage.set_search_state(search_id, outcome.state, outcome.reason)
+        log.info("search %s ended %s: %s", search_id, outcome.state.value, outcome.reason)

@@ -1,0 +1,35 @@
+"""Service settings, read once from the environment (prefix ``SUPERNAS_``) by ``load_settings``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SUPERNAS_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("supernas-data"), description="Home of the SQLite file and artifacts.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite in data_dir.")
+    artifacts_dir: Path | None = Field(default=None, description="Models and checkpoints; default: data_dir.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    ray_num_cpus: int | None = Field(default=None, ge=1, description="CPUs of the embedded Ray instance.")
+    max_concurrent_searches: int = Field(default=1, ge=1)
+    dispatcher_poll_s: float = Field(default=1.0, gt=0)
+    run_dispatcher: bool = True
+    log_level: str = "info"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'supernas.db').resolve()}"
+
+    @property
+    def resolved_artifacts_dir(self) -> Path:
+        return (self.artifacts_dir or self.data_dir / "artifacts").resolve()
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,148 @@
+"""Every ORM class of supernas, and their conversion to frozen records.
+
+Rows never leave :mod:`service.storage`; ``to_record`` turns them into the records of
+:mod:`supernas.records`. The schema itself is created by the Alembic migrations in ``migrations/``;
+a test checks that these classes and the migrations agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from service.storage.json_type import JSONWithNonFinite
+from supernas.records import SearchRecord, TrialRecord, TrialReport
+from supernas.states import SearchState, TrialState
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware_utc(value: datetime) -> datetime:
+    """SQLite returns naive datetimes (stored as UTC); make every datetime aware UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def optional_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else aware_utc(value)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class SearchRow(Base):
+    __tablename__ = "searches"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONWithNonFinite)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    state_reason: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    def to_record(self) -> SearchRecord:
+        return SearchRecord(
+            id=self.id,
+            name=self.name,
+            spec=self.spec,
+            state=SearchState(self.state),
+            state_reason=self.state_reason,
+            created_at=aware_utc(self.created_at),
+            started_at=optional_utc(self.started_at),
+            finished_at=optional_utc(self.finished_at),
+            cancel_requested=self.cancel_requested,
+            attempt=self.attempt,
+        )
+
+
+class TrialRow(Base):
+    __tablename__ = "trials"
+    __table_args__ = (UniqueConstraint("search_id", "number"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    search_id: Mapped[str] = mapped_column(String(32), ForeignKey("searches.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict[str, Any]] = mapped_column(JSONWithNonFinite)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONWithNonFinite, default=dict)
+    fidelity: Mapped[float | None] = mapped_column(Float)
+    state_reason: Mapped[str | None] = mapped_column(Text)
+    artifact_dir: Mapped[str | None] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    reports: Mapped[list[TrialReportRow]] = relationship(
+        order_by="TrialReportRow.step", lazy="raise", passive_deletes=True
+    )
+
+    def to_record(self, with_reports: bool = False) -> TrialRecord:
+        reports = tuple(report.to_record() for report in self.reports) if with_reports else ()
+        return TrialRecord(
+            search_id=self.search_id,
+            number=self.number,
+            state=TrialState(self.state),
+            config=self.config,
+            metrics=self.metrics,
+            fidelity=self.fidelity,
+            state_reason=self.state_reason,
+            artifact_dir=self.artifact_dir,
+            created_at=aware_utc(self.created_at),
+            started_at=optional_utc(self.started_at),
+            finished_at=optional_utc(self.finished_at),
+            reports=reports,
+        )
+
+
+class TrialReportRow(Base):
+    __tablename__ = "trial_reports"
+    __table_args__ = (UniqueConstraint("trial_pk", "step"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trial_pk: Mapped[int] = mapped_column(Integer, ForeignKey("trials.pk", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    fidelity: Mapped[float] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONWithNonFinite)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def to_record(self) -> TrialReport:
+        return TrialReport(
+            step=self.step,
+            fidelity=self.fidelity,
+            metrics=self.metrics,
+            created_at=aware_utc(self.created_at),
+        )

@@ -1,0 +1,70 @@
+"""Helpers shared by the Storage methods: row lookups, page tokens, retry of idempotent creates."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from service.storage.models import SearchRow, TrialRow
+from supernas.errors import InvalidInputError, NotFoundError
+from supernas.states import TrialState
+
+T = TypeVar("T")
+UNFINISHED_TRIALS = (TrialState.PENDING.value, TrialState.RUNNING.value)
+NO_SYNC: dict[str, Any] = {"synchronize_session": False}
+
+
+def encode_token(payload: dict[str, int]) -> str:
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(token: str | None, key: str) -> int | None:
+    """The cursor stored under ``key`` in an opaque page token, or None for the first page."""
+    if token is None:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except ValueError:  # bad base64, bad UTF-8 and bad JSON are all ValueErrors
+        payload = None
+    value = payload.get(key) if isinstance(payload, dict) else None
+    if type(value) is not int or value < 0:
+        raise InvalidInputError("invalid page_token", ("query", "page_token"))
+    return value
+
+
+def check_page_size(page_size: int) -> None:
+    if page_size < 1:
+        raise InvalidInputError("page_size must be at least 1", ("query", "page_size"))
+
+
+def once_more_on_integrity_error(operation: Callable[[], T]) -> T:
+    """Run an idempotent create; if a concurrent writer won a unique constraint, rerun it to find that row."""
+    try:
+        return operation()
+    except IntegrityError:
+        return operation()
+
+
+def search_row(s: Session, search_id: str) -> SearchRow:
+    row = s.scalar(select(SearchRow).where(SearchRow.id == search_id))
+    if row is None:
+        raise NotFoundError(f"no search with id {search_id!r}")
+    return row
+
+
+def trial_row(s: Session, search_id: str, number: int, with_reports: bool = False) -> TrialRow:
+    stmt = select(TrialRow).where(TrialRow.search_id == search_id, TrialRow.number == number)
+    if with_reports:
+        stmt = stmt.options(selectinload(TrialRow.reports))
+    row = s.scalar(stmt)
+    if row is None:
+        search_row(s, search_id)
+        raise NotFoundError(f"no trial {number} in search {search_id!r}")
+    return row

@@ -1,0 +1,199 @@
+"""The Storage repository: every read and write of searches and trials, each in its own short transaction.
+
+Only frozen records leave it. Transitions that can race (claiming a search, canceling it, starting or
+finishing a trial) are conditional UPDATEs checked by rowcount, so they stay correct when several
+threads or processes share one SQLite file or PostgreSQL database. The trial methods live in
+:mod:`service.storage.trials`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.storage.engine import make_engine
+from service.storage.migrate import upgrade_schema
+from service.storage.models import SearchRow, TrialRow, utcnow
+from service.storage.queries import (
+    NO_SYNC,
+    UNFINISHED_TRIALS,
+    check_page_size,
+    decode_token,
+    encode_token,
+    search_row,
+)
+from service.storage.trials import TrialStore
+from supernas.errors import ConflictError
+from supernas.records import Page, SearchRecord
+from supernas.states import SearchState, TrialState
+
+_ACTIVE_SEARCHES = (SearchState.RUNNING.value, SearchState.STOPPING.value)
+_CANCELABLE_AT_ONCE = (SearchState.QUEUED.value, SearchState.PAUSED.value)
+
+
+class Storage(TrialStore):
+    """Searches, trials and their reports in a SQLAlchemy database (SQLite file or PostgreSQL)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.engine = make_engine(database_url)
+
+    def upgrade(self) -> None:
+        upgrade_schema(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached (for the readiness check)."""
+        with self.engine.connect() as connection:
+            connection.execute(select(1))
+
+    # searches
+
+    def create_search(
+        self, spec: dict[str, Any], name: str, idempotency_key: str | None = None
+    ) -> tuple[SearchRecord, bool]:
+        """Queue a new search; with an already used ``idempotency_key``, return that search and False."""
+        if idempotency_key is not None and (found := self._search_by_key(idempotency_key)) is not None:
+            return found, False
+        try:
+            with Session(self.engine) as s, s.begin():
+                row = SearchRow(
+                    id=uuid4().hex,
+                    name=name,
+                    spec=spec,
+                    state=SearchState.QUEUED.value,
+                    state_reason="waiting for a dispatcher",
+                    idempotency_key=idempotency_key,
+                )
+                s.add(row)
+                s.flush()
+                return row.to_record(), True
+        except IntegrityError:
+            found = self._search_by_key(idempotency_key) if idempotency_key is not None else None
+            if found is None:
+                raise
+            return found, False
+
+    def _search_by_key(self, idempotency_key: str) -> SearchRecord | None:
+        with Session(self.engine) as s, s.begin():
+            row = s.scalar(select(SearchRow).where(SearchRow.idempotency_key == idempotency_key))
+            return None if row is None else row.to_record()
+
+    def get_search(self, search_id: str) -> SearchRecord:
+        with Session(self.engine) as s, s.begin():
+            return search_row(s, search_id).to_record()
+
+    def list_searches(self, page_size: int, page_token: str | None = None) -> Page[SearchRecord]:
+        """Newest first; the token is a keyset cursor on ``pk``, so concurrent inserts never shift pages."""
+        check_page_size(page_size)
+        before = decode_token(page_token, "before")
+        stmt = select(SearchRow).order_by(SearchRow.pk.desc()).limit(page_size + 1)
+        if before is not None:
+            stmt = stmt.where(SearchRow.pk < before)
+        with Session(self.engine) as s, s.begin():
+            rows = list(s.scalars(stmt))
+            total = s.scalar(select(func.count()).select_from(SearchRow)) or 0
+            token = encode_token({"before": rows[page_size - 1].pk}) if len(rows) > page_size else None
+            return Page([row.to_record() for row in rows[:page_size]], token, total)
+
+    def claim_next_queued_search(self) -> SearchRecord | None:
+        """Move the oldest queued search to running; two dispatchers never claim the same one."""
+        while True:
+            with Session(self.engine) as s, s.begin():
+                queued = (SearchRow.state == SearchState.QUEUED.value, SearchRow.cancel_requested.is_(False))
+                search_id = s.scalar(select(SearchRow.id).where(*queued).order_by(SearchRow.pk).limit(1))
+                if search_id is None:
+                    return None
+                now = utcnow()
+                claimed = s.execute(
+                    update(SearchRow)
+                    .where(SearchRow.id == search_id, *queued)
+                    .values(
+                        state=SearchState.RUNNING.value,
+                        state_reason="claimed by dispatcher",
+                        started_at=func.coalesce(SearchRow.started_at, now),
+                        attempt=SearchRow.attempt + 1,
+                        updated_at=now,
+                    ),
+                    execution_options=NO_SYNC,
+                )
+                if claimed.rowcount == 1:
+                    return search_row(s, search_id).to_record()
+            # another dispatcher claimed it between our SELECT and UPDATE: try the next one
+
+    def set_search_state(self, search_id: str, state: SearchState, reason: str | None = None) -> SearchRecord:
+        with Session(self.engine) as s, s.begin():
+            row = search_row(s, search_id)
+            now = utcnow()
+            row.state = state.value
+            row.state_reason = reason
+            row.finished_at = now if state.is_terminal else None
+            if state is SearchState.RUNNING and row.started_at is None:
+                row.started_at = now
+            return row.to_record()
+
+    def request_cancel(self, search_id: str) -> SearchRecord:
+        """Queued/paused: canceled now; running/stopping: flag for the dispatcher; canceled: unchanged."""
+        for _ in range(3):  # the state may change between our statements; each pass re-checks
+            with Session(self.engine) as s, s.begin():
+                if self._update_search(
+                    s,
+                    search_id,
+                    _CANCELABLE_AT_ONCE,
+                    reason="canceled by user",
+                    state=SearchState.CANCELED.value,
+                    finished_at=utcnow(),
+                ):
+                    return search_row(s, search_id).to_record()
+                if self._update_search(
+                    s, search_id, _ACTIVE_SEARCHES, reason="cancel requested", cancel_requested=True
+                ):
+                    return search_row(s, search_id).to_record()
+                row = search_row(s, search_id)
+                if row.state == SearchState.CANCELED.value:
+                    return row.to_record()
+                if row.state in (SearchState.SUCCEEDED.value, SearchState.FAILED.value):
+                    raise ConflictError(f"search {search_id} already {row.state}")
+        raise ConflictError(f"search {search_id} changed state while being canceled; try again")
+
+    @staticmethod
+    def _update_search(
+        s: Session, search_id: str, from_states: tuple[str, ...], reason: str, **values: Any
+    ) -> bool:
+        result = s.execute(
+            update(SearchRow)
+            .where(SearchRow.id == search_id, SearchRow.state.in_(from_states))
+            .values(state_reason=reason, updated_at=utcnow(), **values),
+            execution_options=NO_SYNC,
+        )
+        return result.rowcount == 1
+
+    def recover_interrupted_searches(self) -> list[str]:
+        """After a restart: running/stopping searches lose unfinished trials and are requeued or canceled."""
+        requeued: list[str] = []
+        with Session(self.engine) as s, s.begin():
+            now = utcnow()
+            for row in s.scalars(select(SearchRow).where(SearchRow.state.in_(_ACTIVE_SEARCHES))).all():
+                s.execute(
+                    update(TrialRow)
+                    .where(TrialRow.search_id == row.id, TrialRow.state.in_(UNFINISHED_TRIALS))
+                    .values(
+                        state=TrialState.LOST.value,
+                        state_reason="worker lost: service restarted",
+                        finished_at=now,
+                    ),
+                    execution_options=NO_SYNC,
+                )
+                if row.cancel_requested:
+                    row.state, row.state_reason = SearchState.CANCELED.value, "canceled by user"
+                    row.finished_at = now
+                else:
+                    row.state, row.state_reason = SearchState.QUEUED.value, "requeued after service restart"
+                    requeued.append(row.id)
+        return requeued

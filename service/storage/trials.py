@@ -1,0 +1,184 @@
+"""The trial half of Storage: creating trials, their reports (learning curves), finishing and listing them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from service.storage.models import TrialReportRow, TrialRow, utcnow
+from service.storage.queries import (
+    NO_SYNC,
+    UNFINISHED_TRIALS,
+    check_page_size,
+    decode_token,
+    encode_token,
+    once_more_on_integrity_error,
+    search_row,
+    trial_row,
+)
+from supernas.errors import InvalidInputError
+from supernas.records import Page, TrialRecord
+from supernas.states import TrialState
+
+
+class TrialStore:
+    """Trial methods of :class:`service.storage.Storage`; each runs in its own short transaction."""
+
+    engine: Engine
+
+    def create_trial(self, search_id: str, number: int, config: dict[str, Any]) -> TrialRecord:
+        """A pending trial; creating the same (search_id, number) again returns the existing one."""
+
+        def create() -> TrialRecord:
+            with Session(self.engine) as s, s.begin():
+                found = s.scalar(
+                    select(TrialRow).where(TrialRow.search_id == search_id, TrialRow.number == number)
+                )
+                if found is not None:
+                    return found.to_record()
+                search_row(s, search_id)
+                row = TrialRow(
+                    search_id=search_id,
+                    number=number,
+                    state=TrialState.PENDING.value,
+                    config=config,
+                    metrics={},
+                )
+                s.add(row)
+                s.flush()
+                return row.to_record()
+
+        return once_more_on_integrity_error(create)
+
+    def mark_trial_running(self, search_id: str, number: int) -> None:
+        with Session(self.engine) as s, s.begin():
+            trial = trial_row(s, search_id, number)
+            s.execute(
+                update(TrialRow)
+                .where(TrialRow.pk == trial.pk, TrialRow.state == TrialState.PENDING.value)
+                .values(
+                    state=TrialState.RUNNING.value, started_at=func.coalesce(TrialRow.started_at, utcnow())
+                ),
+                execution_options=NO_SYNC,
+            )
+
+    def record_trial_report(
+        self, search_id: str, number: int, step: int, fidelity: float, metrics: dict[str, Any]
+    ) -> None:
+        """Store one learning-curve point; the same step twice is a no-op.
+
+        The trial's current metrics and fidelity follow its latest step while it is unfinished
+        (a late, older step is stored but does not overwrite them).
+        """
+
+        def record() -> None:
+            with Session(self.engine) as s, s.begin():
+                trial = trial_row(s, search_id, number)
+                of_trial = TrialReportRow.trial_pk == trial.pk
+                duplicate = s.scalar(select(TrialReportRow.pk).where(of_trial, TrialReportRow.step == step))
+                if duplicate is not None:
+                    return
+                latest = s.scalar(select(func.max(TrialReportRow.step)).where(of_trial))
+                s.add(TrialReportRow(trial_pk=trial.pk, step=step, fidelity=float(fidelity), metrics=metrics))
+                if TrialState(trial.state).is_terminal or (latest is not None and latest > step):
+                    return
+                trial.metrics, trial.fidelity = metrics, float(fidelity)
+                if trial.state == TrialState.PENDING.value:
+                    trial.state = TrialState.RUNNING.value
+                    trial.started_at = trial.started_at or utcnow()
+
+        once_more_on_integrity_error(record)
+
+    def finish_trial(
+        self,
+        search_id: str,
+        number: int,
+        state: TrialState,
+        reason: str | None = None,
+        artifact_dir: str | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> TrialRecord:
+        """Move an unfinished trial to a terminal state; the first terminal state wins."""
+        if not state.is_terminal:
+            raise InvalidInputError(f"{state.value!r} is not a terminal trial state", ("state",))
+        values: dict[str, Any] = {"state": state.value, "state_reason": reason, "finished_at": utcnow()}
+        if artifact_dir is not None:
+            values["artifact_dir"] = artifact_dir
+        if metrics is not None:
+            values["metrics"] = metrics
+        with Session(self.engine) as s, s.begin():
+            trial = trial_row(s, search_id, number)
+            s.execute(
+                update(TrialRow)
+                .where(TrialRow.pk == trial.pk, TrialRow.state.in_(UNFINISHED_TRIALS))
+                .values(**values),
+                execution_options=NO_SYNC,
+            )
+            s.refresh(trial)
+            return trial.to_record()
+
+    def cancel_unfinished_trials(self, search_id: str, reason: str) -> int:
+        with Session(self.engine) as s, s.begin():
+            search_row(s, search_id)
+            result = s.execute(
+                update(TrialRow)
+                .where(TrialRow.search_id == search_id, TrialRow.state.in_(UNFINISHED_TRIALS))
+                .values(state=TrialState.CANCELED.value, state_reason=reason, finished_at=utcnow()),
+                execution_options=NO_SYNC,
+            )
+            return result.rowcount
+
+    def get_trial(self, search_id: str, number: int) -> TrialRecord:
+        with Session(self.engine) as s, s.begin():
+            return trial_row(s, search_id, number, with_reports=True).to_record(with_reports=True)
+
+    def list_trials(
+        self, search_id: str, page_size: int, page_token: str | None = None, state: TrialState | None = None
+    ) -> Page[TrialRecord]:
+        """By number ascending, without reports; ``total`` counts the trials that match ``state``."""
+        check_page_size(page_size)
+        after = decode_token(page_token, "after")
+        matching = [TrialRow.search_id == search_id]
+        if state is not None:
+            matching.append(TrialRow.state == state.value)
+        stmt = select(TrialRow).where(*matching).order_by(TrialRow.number).limit(page_size + 1)
+        if after is not None:
+            stmt = stmt.where(TrialRow.number > after)
+        with Session(self.engine) as s, s.begin():
+            search_row(s, search_id)
+            rows = list(s.scalars(stmt))
+            total = s.scalar(select(func.count()).select_from(TrialRow).where(*matching)) or 0
+            token = encode_token({"after": rows[page_size - 1].number}) if len(rows) > page_size else None
+            return Page([row.to_record() for row in rows[:page_size]], token, total)
+
+    def all_trials(self, search_id: str) -> list[TrialRecord]:
+        with Session(self.engine) as s, s.begin():
+            search_row(s, search_id)
+            stmt = (
+                select(TrialRow)
+                .where(TrialRow.search_id == search_id)
+                .order_by(TrialRow.number)
+                .options(selectinload(TrialRow.reports))
+            )
+            return [row.to_record(with_reports=True) for row in s.scalars(stmt)]
+
+    def trial_counts(self, search_id: str) -> dict[str, int]:
+        counts = {state.value: 0 for state in TrialState}
+        with Session(self.engine) as s, s.begin():
+            search_row(s, search_id)
+            stmt = (
+                select(TrialRow.state, func.count())
+                .where(TrialRow.search_id == search_id)
+                .group_by(TrialRow.state)
+            )
+            for state, count in s.execute(stmt):
+                counts[state] = count
+        return counts
+
+    def next_trial_number(self, search_id: str) -> int:
+        with Session(self.engine) as s, s.begin():
+            search_row(s, search_id)
+            highest = s.scalar(select(func.max(TrialRow.number)).where(TrialRow.search_id == search_id))
+            return 0 if highest is None else highest + 1

@@ -1,0 +1,26 @@
+"""Shared fixtures: ``database_url`` runs a test on SQLite and on PostgreSQL (marker ``postgres``)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+# tests/ for db_helpers; the repository root so that a bare `pytest` imports the uninstalled packages
+for path in (TESTS_DIR, TESTS_DIR.parent):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from db_helpers import postgres_database  # noqa: E402 (needs the sys.path entry above)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/supernas.db"
+        return
+    with postgres_database() as url:
+        yield url

@@ -1,0 +1,1 @@
+"""Workers: Ray and Ray Tune glue that trains supernets and evaluates, measures and exports sub-networks."""

@@ -1,0 +1,58 @@
+"""Ray Tune ``Searcher`` that asks a supernas ``Strategy`` for each new trial's config.
+
+Trial numbers are dense per search and continue after a resume; the strategy sees the full
+history (stored trials plus those finished in this run) and the configs still pending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ray.tune.search import Searcher
+
+from supernas.records import Observation
+from supernas.states import TrialState
+from surrogates.strategy import Strategy
+
+OnSuggest = Callable[[int, dict[str, Any], dict[str, Any]], None]
+
+
+class StrategySearcher(Searcher):
+    def __init__(
+        self,
+        strategy: Strategy,
+        history: list[Observation],
+        first_number: int,
+        max_fidelity: int,
+        metric: str,
+        mode: str,
+        on_suggest: OnSuggest,
+    ) -> None:
+        super().__init__(metric=metric, mode=mode)
+        self._strategy = strategy
+        self._history = list(history)
+        self._next_number = first_number
+        self._max_fidelity = max_fidelity
+        self._on_suggest = on_suggest
+        self._pending: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        number = self._next_number
+        self._next_number += 1
+        suggestion = self._strategy.ask(number, self._history, [c for _, c in self._pending.values()])
+        self._pending[trial_id] = (number, suggestion.config)
+        self._on_suggest(number, suggestion.config, suggestion.info)
+        return {"number": number, "arch": suggestion.config}
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        number, config = self._pending.pop(trial_id, (None, None))
+        if number is None or config is None:
+            return
+        if error or not result:
+            self._history.append(Observation(number, config, TrialState.FAILED, {}))
+            return
+        fidelity = float(result.get("fidelity", 0))
+        state = TrialState.SUCCEEDED if fidelity >= self._max_fidelity else TrialState.PRUNED
+        metrics = {k: result[k] for k in ("accuracy", "latency_ms", "params") if k in result}
+        self._history.append(Observation(number, config, state, metrics, fidelity))

@@ -1,0 +1,82 @@
+"""Ray Tune callbacks that forward trial events to a ``SearchListener``, and the cancel stopper."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+from ray.tune.stopper import Stopper
+
+from supernas.states import TrialState
+from workers.listener import SearchListener
+
+METRIC_KEYS = ("accuracy", "latency_ms", "params")
+
+
+def _metrics(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: result[k] for k in METRIC_KEYS if k in result}
+
+
+def _error_summary(trial: Trial) -> str:
+    error_file = trial.error_file
+    if error_file and Path(error_file).exists():
+        lines = [line for line in Path(error_file).read_text().splitlines() if line.strip()]
+        if lines:
+            return lines[-1][:2000]
+    return "trial raised an error (no error file)"
+
+
+class ListenerCallback(Callback):
+    def __init__(
+        self, listener: SearchListener, max_fidelity: int, stop_reason: Callable[[], str | None]
+    ) -> None:
+        self._listener = listener
+        self._max_fidelity = max_fidelity
+        self._stop_reason = stop_reason
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._listener.trial_started(int(trial.config["number"]))
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
+    ) -> None:
+        self._listener.trial_reported(
+            int(trial.config["number"]),
+            step=int(result["training_iteration"]),
+            fidelity=float(result["fidelity"]),
+            metrics=_metrics(result),
+        )
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        number = int(trial.config["number"])
+        last = trial.last_result or {}
+        fidelity = last.get("fidelity")
+        if fidelity is not None and fidelity >= self._max_fidelity and last.get("artifact_dir"):
+            self._listener.trial_finished(
+                number, TrialState.SUCCEEDED, None, last["artifact_dir"], _metrics(last)
+            )
+        elif (reason := self._stop_reason()) is not None:
+            self._listener.trial_finished(number, TrialState.CANCELED, reason, None, None)
+        else:
+            reason = f"stopped by the scheduler at fidelity {fidelity} of {self._max_fidelity}"
+            self._listener.trial_finished(number, TrialState.PRUNED, reason, None, None)
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        number = int(trial.config["number"])
+        self._listener.trial_finished(number, TrialState.FAILED, _error_summary(trial), None, None)
+
+
+class CancelStopper(Stopper):
+    """Stops the whole experiment once the service asks for the search to be canceled."""
+
+    def __init__(self, is_canceled: Callable[[], bool]) -> None:
+        self._is_canceled = is_canceled
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self._is_canceled()
