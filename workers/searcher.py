@@ -14,11 +14,14 @@ from ray.tune.search import Searcher
 from supernas.records import Observation
 from supernas.states import TrialState
 from surrogates.strategy import Strategy
+from workers.live_hooks import DropsLiveHooksWhenPickled
 
 OnSuggest = Callable[[int, dict[str, Any], dict[str, Any]], None]
 
 
-class StrategySearcher(Searcher):
+class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
+    _live_attributes = ("_on_suggest",)
+
     def __init__(
         self,
         strategy: Strategy,

@@ -12,6 +12,7 @@ from ray.tune.stopper import Stopper
 
 from supernas.states import TrialState
 from workers.listener import SearchListener
+from workers.live_hooks import DropsLiveHooksWhenPickled
 
 METRIC_KEYS = ("accuracy", "latency_ms", "params")
 
@@ -29,7 +30,9 @@ def _error_summary(trial: Trial) -> str:
     return "trial raised an error (no error file)"
 
 
-class ListenerCallback(Callback):
+class ListenerCallback(DropsLiveHooksWhenPickled, Callback):
+    _live_attributes = ("_listener", "_stop_reason")
+
     def __init__(
         self, listener: SearchListener, max_fidelity: int, stop_reason: Callable[[], str | None]
     ) -> None:
@@ -69,8 +72,10 @@ class ListenerCallback(Callback):
         self._listener.trial_finished(number, TrialState.FAILED, _error_summary(trial), None, None)
 
 
-class CancelStopper(Stopper):
+class CancelStopper(DropsLiveHooksWhenPickled, Stopper):
     """Stops the whole experiment once the service asks for the search to be canceled."""
+
+    _live_attributes = ("_is_canceled",)
 
     def __init__(self, is_canceled: Callable[[], bool]) -> None:
         self._is_canceled = is_canceled
