@@ -106,9 +106,13 @@ class ElasticCNNSpace(BaseModel):
         if len(arch.depth) != self.num_stages or any(d not in self.depth for d in arch.depth):
             raise InvalidInputError(f"depth {list(arch.depth)} is not in this space", ("arch", "depth"))
         if arch.width_mult not in self.width_mult:
-            raise InvalidInputError(f"width_mult {arch.width_mult} is not in this space", ("arch", "width_mult"))
+            raise InvalidInputError(
+                f"width_mult {arch.width_mult} is not in this space", ("arch", "width_mult")
+            )
         if arch.kernel_size not in self.kernel_size:
-            raise InvalidInputError(f"kernel_size {arch.kernel_size} is not in this space", ("arch", "kernel_size"))
+            raise InvalidInputError(
+                f"kernel_size {arch.kernel_size} is not in this space", ("arch", "kernel_size")
+            )
         return arch
 
     def encode(self, arch: CNNArch) -> np.ndarray:

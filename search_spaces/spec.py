@@ -26,7 +26,9 @@ class Objective(_Strict):
 class Budget(_Strict):
     max_trials: PositiveInt = Field(default=20, le=100_000)
     max_parallel: PositiveInt = Field(default=1, le=1024)
-    max_duration_s: float | None = Field(default=3600.0, gt=0, description="Wall-clock budget; null for none.")
+    max_duration_s: float | None = Field(
+        default=3600.0, gt=0, description="Wall-clock budget; null for none."
+    )
 
 
 class SupernetTraining(_Strict):

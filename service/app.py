@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 
 import supernas
@@ -14,6 +15,7 @@ from service.api.problems import install_problem_handlers
 from service.dispatch import Dispatcher
 from service.settings import Settings
 from service.storage import Storage
+from workers.ray_runtime import ensure_ray, restore_python_signal_handlers, shutdown_ray
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +29,16 @@ def create_app(settings: Settings) -> FastAPI:
         storage.upgrade()  # refuses to start on an unknown schema revision
         requeued = storage.recover_interrupted_searches()
         if requeued:
-            log.warning("requeued %d search(es) interrupted by a previous shutdown: %s", len(requeued), requeued)
+            log.warning(
+                "requeued %d search(es) interrupted by a previous shutdown: %s", len(requeued), requeued
+            )
         if settings.run_dispatcher:
+            await anyio.to_thread.run_sync(ensure_ray, settings.ray_num_cpus)
+            restore_python_signal_handlers()
             dispatcher.start()
         yield
         dispatcher.stop()
+        shutdown_ray()  # stops the embedded Ray processes this service started
         storage.dispose()
 
     app = FastAPI(title="supernas", version=supernas.__version__, lifespan=lifespan)

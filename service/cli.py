@@ -70,7 +70,9 @@ def print_pareto(client: SupernasClient, search_id: str) -> dict[str, Any]:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="SQLite file and artifacts (default ./supernas-data).")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="SQLite file and artifacts (default ./supernas-data).")
+    ] = None,
 ) -> None:
     """Run the service: HTTP API, dispatcher and embedded Ray (or the cluster at RAY_ADDRESS)."""
     import uvicorn
@@ -80,7 +82,9 @@ def serve(
 
     overrides = {k: v for k, v in {"host": host, "port": port, "data_dir": data_dir}.items() if v is not None}
     settings = load_settings(**overrides)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
 
 
@@ -89,7 +93,9 @@ def submit(
     spec: Annotated[Path, typer.Argument(help="Search spec, YAML or JSON.")],
     url: UrlOption = DEFAULT_URL,
     wait: Annotated[bool, typer.Option(help="Follow progress until the search ends.")] = False,
-    idempotency_key: Annotated[str | None, typer.Option(help="Resubmitting with the same key is a no-op.")] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Resubmitting with the same key is a no-op.")
+    ] = None,
 ) -> None:
     """Submit a search; prints its id."""
     client = _client(url)
@@ -137,7 +143,9 @@ def cancel(search_id: str, url: UrlOption = DEFAULT_URL) -> None:
 @app.command()
 def download(
     search_id: str,
-    trial: Annotated[int | None, typer.Option(help="Trial number (default: best by the first objective).")] = None,
+    trial: Annotated[
+        int | None, typer.Option(help="Trial number (default: best by the first objective).")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Directory to write the model and manifest to.")] = Path("."),
     url: UrlOption = DEFAULT_URL,
 ) -> None:

@@ -21,7 +21,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_healthy(client: SupernasClient, server: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+def _wait_healthy(
+    client: SupernasClient, server: subprocess.Popen[bytes], log: Path, timeout_s: float
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -49,8 +51,10 @@ def run_best_model(model_path: Path, manifest: dict[str, Any], count: int = 8) -
     typer.echo(f"  first {count} labels:      {task.y_test[:count].tolist()}")
     typer.echo(f"  first {count} predictions: {predictions[:count].tolist()}")
     accuracy = float((predictions == task.y_test).mean())
-    typer.echo(f"  test accuracy: {accuracy:.4f} on {len(task.y_test)} examples "
-               f"(validation accuracy in the manifest: {manifest['metrics']['accuracy']:.4f})")
+    typer.echo(
+        f"  test accuracy: {accuracy:.4f} on {len(task.y_test)} examples "
+        f"(validation accuracy in the manifest: {manifest['metrics']['accuracy']:.4f})"
+    )
 
 
 def run_demo(spec: dict[str, Any], data_dir: Path | None) -> None:

@@ -18,7 +18,6 @@ from service.storage import Storage
 from supernas.records import Observation, SearchRecord
 from supernas.states import SearchState, TrialState
 from workers.driver import SearchJob, SearchOutcome, run_search
-from workers.ray_runtime import ensure_ray
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +120,7 @@ class Dispatcher:
     # --- internals ---------------------------------------------------------------------------
 
     def _run_loop(self) -> None:
-        try:
-            ensure_ray(self._settings.ray_num_cpus)
-        except Exception:
-            log.exception("could not start or join Ray; the dispatcher is not running")
-            return
+        """Claim queued searches while there is room; Ray must already be initialised."""
         while not self._shutdown.is_set():
             with self._lock:
                 has_room = len(self._active) < self._settings.max_concurrent_searches
@@ -138,7 +133,9 @@ class Dispatcher:
 
     def _launch(self, record: SearchRecord) -> None:
         check = _CancelCheck(self._storage, record.id, self._shutdown)
-        thread = threading.Thread(target=self._run_search, args=(record, check), name=f"search-{record.id[:8]}")
+        thread = threading.Thread(
+            target=self._run_search, args=(record, check), name=f"search-{record.id[:8]}"
+        )
         with self._lock:
             self._active[record.id] = (thread, check)
         thread.start()
@@ -146,7 +143,9 @@ class Dispatcher:
     def _job(self, record: SearchRecord) -> SearchJob:
         trials = self._storage.all_trials(record.id)
         history = [
-            Observation(t.number, t.config, t.state, t.metrics, t.fidelity) for t in trials if t.state.is_terminal
+            Observation(t.number, t.config, t.state, t.metrics, t.fidelity)
+            for t in trials
+            if t.state.is_terminal
         ]
         spent = sum(1 for t in trials if t.state in _BUDGET_STATES)
         started = record.started_at or datetime.now(UTC)

@@ -11,7 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SUPERNAS_", extra="ignore")
 
-    data_dir: Path = Field(default=Path("supernas-data"), description="Home of the SQLite file and artifacts.")
+    data_dir: Path = Field(
+        default=Path("supernas-data"), description="Home of the SQLite file and artifacts."
+    )
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite in data_dir.")
     artifacts_dir: Path | None = Field(default=None, description="Models and checkpoints; default: data_dir.")
     host: str = "127.0.0.1"

@@ -34,6 +34,4 @@ class TrialState(StrEnum):
         return self not in (TrialState.PENDING, TrialState.RUNNING)
 
 
-_TERMINAL_SEARCH_STATES = frozenset(
-    {SearchState.SUCCEEDED, SearchState.FAILED, SearchState.CANCELED}
-)
+_TERMINAL_SEARCH_STATES = frozenset({SearchState.SUCCEEDED, SearchState.FAILED, SearchState.CANCELED})

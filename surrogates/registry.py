@@ -14,9 +14,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
 }
 
 
-def make_strategy(
-    name: str, space: ElasticCNNSpace, objectives: Sequence[Objective], seed: int
-) -> Strategy:
+def make_strategy(name: str, space: ElasticCNNSpace, objectives: Sequence[Objective], seed: int) -> Strategy:
     try:
         cls = STRATEGIES[name]
     except KeyError:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 
 import ray
 
@@ -26,3 +28,18 @@ def ensure_ray(num_cpus: int | None = None) -> None:
 def shutdown_ray() -> None:
     if ray.is_initialized():
         ray.shutdown()
+
+
+def restore_python_signal_handlers() -> None:
+    """Give SIGINT and SIGTERM back to Python's handlers (uvicorn's graceful shutdown).
+
+    ``ray.init`` installs a C-level failure-signal handler that logs and then kills the process,
+    which would skip the service's shutdown (requeueing searches, stopping Ray's processes).
+    Re-registering the Python handler replaces it. Must run in the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("signal handlers can only be restored from the main thread")
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if handler is not None:
+            signal.signal(signum, handler)

@@ -48,7 +48,9 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
         self._on_suggest(number, suggestion.config, suggestion.info)
         return {"number": number, "arch": suggestion.config}
 
-    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
         number, config = self._pending.pop(trial_id, (None, None))
         if number is None or config is None:
             return

@@ -101,7 +101,9 @@ def train_supernet(spec_json: dict[str, Any], root: str, num_threads: int = 2) -
         model.train()
         for xb, yb in batches(task.x_train, task.y_train, training.batch_size, generator):
             optimizer.zero_grad(set_to_none=True)
-            archs = [largest, smallest] + [spec.space.sample(rng) for _ in range(training.random_subnets_per_step)]
+            archs = [largest, smallest] + [
+                spec.space.sample(rng) for _ in range(training.random_subnets_per_step)
+            ]
             for arch in archs:
                 loss_fn(model(xb, arch), yb).backward()  # gradients accumulate over the sandwich
             optimizer.step()

@@ -30,7 +30,9 @@ def accuracy(forward: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray, y: 
     return correct / len(y)
 
 
-def recalibrate_batchnorm(model: nn.Module, x: np.ndarray, batch_size: int = 64, max_batches: int = 16) -> None:
+def recalibrate_batchnorm(
+    model: nn.Module, x: np.ndarray, batch_size: int = 64, max_batches: int = 16
+) -> None:
     """Re-estimate BatchNorm running statistics of an extracted sub-network on training data.
 
     Shared BN statistics of a supernet are a mix over sub-networks; a cumulative average over a few

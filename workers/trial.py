@@ -19,7 +19,7 @@ from search_spaces.spec import SearchSpec
 from workers.export import export_subnet
 from workers.latency import measure_latency_ms
 from workers.supernet_training import SupernetPaths, load_supernet
-from workers.tasks import load_task
+from workers.tasks import TaskData, load_task
 from workers.training import accuracy, finetune_epoch, recalibrate_batchnorm
 
 
@@ -62,7 +62,13 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
 
 
 def _manifest(
-    spec: SearchSpec, job: dict[str, Any], number: int, arch: CNNArch, metrics: dict[str, Any], epoch: int, task
+    spec: SearchSpec,
+    job: dict[str, Any],
+    number: int,
+    arch: CNNArch,
+    metrics: dict[str, Any],
+    epoch: int,
+    task: TaskData,
 ) -> dict[str, Any]:
     return {
         "format_version": 1,

@@ -32,7 +32,10 @@ router = APIRouter(prefix="/api/v1/searches", tags=["searches"])
 
 _SEARCH_ID = re.compile(r"^[0-9a-f]{32}$")
 PageSize = Annotated[int, Query(ge=1, le=500)]
-MODEL_FORMATS = {"torchscript": (TORCHSCRIPT_FILE, "application/octet-stream"), "manifest": (MANIFEST_FILE, "application/json")}
+MODEL_FORMATS = {
+    "torchscript": (TORCHSCRIPT_FILE, "application/octet-stream"),
+    "manifest": (MANIFEST_FILE, "application/json"),
+}
 
 
 def _storage(request: Request) -> Storage:
@@ -79,7 +82,9 @@ def list_searches(request: Request, page_size: PageSize = 50, page_token: str | 
     storage = _storage(request)
     page = storage.list_searches(page_size, page_token)
     return SearchPage(
-        items=[_search_out(storage, r) for r in page.items], next_page_token=page.next_page_token, total=page.total
+        items=[_search_out(storage, r) for r in page.items],
+        next_page_token=page.next_page_token,
+        total=page.total,
     )
 
 
@@ -128,7 +133,9 @@ def get_pareto(search_id: str, request: Request) -> ParetoOut:
     front = pareto_front(storage.all_trials(record.id), spec.objectives)
     return ParetoOut(
         search_id=record.id,
-        objectives=[ObjectiveOut(metric=o.metric.value, direction=o.direction.value) for o in spec.objectives],
+        objectives=[
+            ObjectiveOut(metric=o.metric.value, direction=o.direction.value) for o in spec.objectives
+        ],
         trials=[TrialOut.build(t) for t in front],
     )
 

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,9 +22,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class ServiceHandle:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
 @contextmanager
-def running_service(data_dir: Path, database_url: str, startup_timeout_s: float = 120) -> Iterator[str]:
-    """Yield the base URL of a live service; stop it (SIGTERM, then SIGKILL) afterwards."""
+def running_service(
+    data_dir: Path, database_url: str, startup_timeout_s: float = 120
+) -> Iterator[ServiceHandle]:
+    """Yield a live service; stop it (SIGTERM, then SIGKILL) afterwards if it still runs."""
     port = free_port()
     env = os.environ | {
         "SUPERNAS_DATABASE_URL": database_url,
@@ -45,7 +58,9 @@ def running_service(data_dir: Path, database_url: str, startup_timeout_s: float 
         deadline = time.monotonic() + startup_timeout_s
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"service exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
+                raise RuntimeError(
+                    f"service exited with {process.returncode}:\n{log_path.read_text()[-4000:]}"
+                )
             try:
                 if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
                     break
@@ -54,7 +69,7 @@ def running_service(data_dir: Path, database_url: str, startup_timeout_s: float 
             if time.monotonic() > deadline:
                 raise RuntimeError(f"service not healthy in time:\n{log_path.read_text()[-4000:]}")
             time.sleep(0.3)
-        yield url
+        yield ServiceHandle(url, process, log_path)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)

@@ -49,22 +49,27 @@ TERMINAL = {"succeeded", "failed", "canceled"}
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+def service(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[httpx.Client]:
     from db_helpers import postgres_database
 
     data_dir = tmp_path_factory.mktemp("service")
     if request.param == "sqlite":
-        with running_service(data_dir, f"sqlite:///{data_dir}/supernas.db") as url:
-            yield httpx.Client(base_url=url, timeout=30)
+        with running_service(data_dir, f"sqlite:///{data_dir}/supernas.db") as handle:
+            yield httpx.Client(base_url=handle.url, timeout=30)
     else:
-        with postgres_database() as database_url, running_service(data_dir, database_url) as url:
-            yield httpx.Client(base_url=url, timeout=30)
+        with postgres_database() as database_url, running_service(data_dir, database_url) as handle:
+            yield httpx.Client(base_url=handle.url, timeout=30)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "service" in metafunc.fixturenames:
         metafunc.parametrize(
-            "service", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True, scope="module"
+            "service",
+            ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+            indirect=True,
+            scope="module",
         )
 
 

@@ -68,7 +68,13 @@ def test_misspelled_field_is_rejected_not_ignored() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("width_mult", [0.0, 1.0]), ("width_mult", [1.5]), ("kernel_size", [4]), ("depth", [0, 1]), ("depth", [2, 2])],
+    [
+        ("width_mult", [0.0, 1.0]),
+        ("width_mult", [1.5]),
+        ("kernel_size", [4]),
+        ("depth", [0, 1]),
+        ("depth", [2, 2]),
+    ],
 )
 def test_invalid_space_choices_are_rejected(field: str, value: list) -> None:
     payload = _base() | {"space": {"family": "elastic_cnn", field: value}}

@@ -14,7 +14,9 @@ MAX, MIN = Direction.MAXIMIZE, Direction.MINIMIZE
 
 
 def _dominates(a: np.ndarray, b: np.ndarray, directions: list[Direction]) -> bool:
-    better_or_equal = all((x >= y) if d == MAX else (x <= y) for x, y, d in zip(a, b, directions, strict=True))
+    better_or_equal = all(
+        (x >= y) if d == MAX else (x <= y) for x, y, d in zip(a, b, directions, strict=True)
+    )
     strictly = any((x > y) if d == MAX else (x < y) for x, y, d in zip(a, b, directions, strict=True))
     return better_or_equal and strictly
 
@@ -24,7 +26,9 @@ def _brute_force(values: np.ndarray, directions: list[Direction]) -> np.ndarray:
     return np.array(
         [
             finite[i]
-            and not any(finite[j] and _dominates(values[j], values[i], directions) for j in range(len(values)))
+            and not any(
+                finite[j] and _dominates(values[j], values[i], directions) for j in range(len(values))
+            )
             for i in range(len(values))
         ]
     )
