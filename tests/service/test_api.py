@@ -178,3 +178,19 @@ def test_trials_pareto_and_downloads_from_stored_results(client: TestClient, tmp
     assert "no model" in no_model["detail"]
     _problem(client.get(f"/api/v1/searches/{search_id}/trials/99/model"), 404)
     _problem(client.get(f"/api/v1/searches/{search_id}/trials/0/model", params={"format": "exe"}), 422)
+
+
+def test_service_refuses_to_start_on_an_unknown_schema_revision(database_url: str, tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, text
+
+    from service.storage import Storage
+    from supernas.errors import SchemaMismatchError
+
+    Storage(database_url).upgrade()
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'from_the_future'"))
+    engine.dispose()
+    settings = Settings(database_url=database_url, data_dir=tmp_path, run_dispatcher=False)
+    with pytest.raises(SchemaMismatchError, match="from_the_future"), TestClient(create_app(settings)):
+        pass

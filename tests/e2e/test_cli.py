@@ -1,0 +1,80 @@
+"""The ``supernas`` CLI against a live service: submit and wait, status, trials, download, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from service_process import ServiceHandle, running_service
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceHandle]:
+    data_dir = tmp_path_factory.mktemp("cli-service")
+    with running_service(data_dir, f"sqlite:///{data_dir}/supernas.db") as handle:
+        yield handle
+
+
+def cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args, "--url", url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_submit_wait_status_trials_and_download(service: ServiceHandle, tmp_path: Path) -> None:
+    submitted = cli("submit", str(EXAMPLES / "digits-small.json"), "--wait", url=service.url)
+    assert submitted.returncode == 0, submitted.stderr
+    lines = submitted.stdout.splitlines()
+    search_id = lines[0]
+    assert len(search_id) == 32
+    assert any("[succeeded]" in line for line in lines), submitted.stdout
+    assert any(line.startswith("Pareto front (maximize accuracy, minimize params)") for line in lines)
+
+    status = cli("status", search_id, url=service.url)
+    assert status.returncode == 0 and "[succeeded] 6/6 trials done" in status.stdout
+
+    trials = cli("trials", search_id, url=service.url)
+    assert trials.returncode == 0
+    assert len([line for line in trials.stdout.splitlines() if "succeeded" in line]) == 6
+
+    downloaded = cli("download", search_id, "--out", str(tmp_path), url=service.url)
+    assert downloaded.returncode == 0, downloaded.stderr
+    model_path = Path(downloaded.stdout.strip())
+    manifest = json.loads(
+        model_path.with_name(model_path.name.replace("torchscript.pt", "manifest.json")).read_text()
+    )
+    model = torch.jit.load(str(model_path))
+    assert model(torch.zeros(2, *manifest["input_shape"][1:])).shape == (2, 10)
+
+
+def test_invalid_spec_is_reported_with_the_field_and_exit_code_2(
+    service: ServiceHandle, tmp_path: Path
+) -> None:
+    spec = json.loads((EXAMPLES / "digits-small.json").read_text())
+    spec["budget"]["max_trials"] = -5
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(spec))
+    result = cli("submit", str(path), url=service.url)
+    assert result.returncode == 2
+    assert "budget.max_trials" in result.stderr
+
+
+def test_unknown_search_and_unreadable_spec(service: ServiceHandle, tmp_path: Path) -> None:
+    result = cli("status", "f" * 32, url=service.url)
+    assert result.returncode == 2 and "no search with id" in result.stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("task: [digits\n")
+    result = cli("submit", str(broken), url=service.url)
+    assert result.returncode == 2 and "cannot read spec" in result.stderr
