@@ -44,7 +44,12 @@ def status_line(search: dict[str, Any]) -> str:
     done = sum(counts.get(s, 0) for s in ("succeeded", "pruned", "failed", "infeasible"))
     budget = search["spec"]["budget"]["max_trials"]
     best = ", ".join(f"{m}={v['value']:.4g} (#{v['trial_number']})" for m, v in search["best"].items())
+    outcomes = ", ".join(
+        f"{counts[s]} {s}" for s in ("succeeded", "pruned", "failed", "infeasible") if counts.get(s)
+    )
+    outcomes = f" ({outcomes})" if outcomes else ""
+    best = f" | best {best}" if best else ""
     return (
-        f"[{search['state']}] {done}/{budget} trials done, {counts.get('running', 0)} running"
-        f"{' | best ' + best if best else ''} | {search['state_reason'] or ''}"
+        f"[{search['state']}] {done}/{budget} trials done{outcomes}, {counts.get('running', 0)} running"
+        f"{best} | {search['state_reason'] or ''}"
     )

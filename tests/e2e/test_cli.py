@@ -43,7 +43,7 @@ def test_submit_wait_status_trials_and_download(service: ServiceHandle, tmp_path
     assert any(line.startswith("Pareto front (maximize accuracy, minimize params)") for line in lines)
 
     status = cli("status", search_id, url=service.url)
-    assert status.returncode == 0 and "[succeeded] 6/6 trials done" in status.stdout
+    assert status.returncode == 0 and "[succeeded] 6/6 trials done (6 succeeded)" in status.stdout
 
     trials = cli("trials", search_id, url=service.url)
     assert trials.returncode == 0
