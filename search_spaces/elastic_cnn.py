@@ -257,11 +257,13 @@ class ElasticCNN(nn.Module):
             )
         if not (math.isfinite(arch.width_mult) and 0.0 < arch.width_mult <= 1.0):
             raise InvalidInputError(f"width_mult {arch.width_mult} must be in (0, 1]", ("arch", "width_mult"))
-        k = arch.kernel_size
-        if k < 1 or k % 2 == 0 or k > cfg.max_kernel_size:
-            raise InvalidInputError(
-                f"kernel_size {k} must be odd and at most {cfg.max_kernel_size}", ("arch", "kernel_size")
-            )
+        if arch.block_kernels is not None and [len(k) for k in arch.block_kernels] != list(arch.depth):
+            raise InvalidInputError("block_kernels must give one kernel per active block", ("arch", "block_kernels"))
+        for k in [arch.kernel_size, *arch.kernels()]:
+            if k < 1 or k % 2 == 0 or k > cfg.max_kernel_size:
+                raise InvalidInputError(
+                    f"kernel_size {k} must be odd and at most {cfg.max_kernel_size}", ("arch", "kernel_size")
+                )
 
     def forward(self, x: Tensor, arch: CNNArch) -> Tensor:
         self.check_arch(arch)
@@ -271,9 +273,9 @@ class ElasticCNN(nn.Module):
             )
         widths = self.active_channels(arch)
         x = self.stem(x, widths[0], STEM_KERNEL_SIZE)  # (B, C_0, H, W)
-        for stage, width, depth in zip(self.stages, widths, arch.depth, strict=True):
-            for block in stage[:depth]:
-                x = block(x, width, arch.kernel_size)  # (B, C_s, H_s, W_s)
+        for s, (stage, width, depth) in enumerate(zip(self.stages, widths, arch.depth, strict=True)):
+            for b, block in enumerate(stage[:depth]):
+                x = block(x, width, arch.kernel_at(s, b))  # (B, C_s, H_s, W_s)
         x = x.mean(dim=(2, 3))  # (B, C_last)
         return self.head(x)  # (B, num_classes)
 
@@ -285,9 +287,9 @@ class ElasticCNN(nn.Module):
         stem = self.stem.extract(self.config.in_channels, widths[0], STEM_KERNEL_SIZE)
         blocks = []
         in_ch = widths[0]
-        for stage, width, depth in zip(self.stages, widths, arch.depth, strict=True):
-            for block in stage[:depth]:
-                blocks.append(block.extract(in_ch, width, arch.kernel_size))
+        for s, (stage, width, depth) in enumerate(zip(self.stages, widths, arch.depth, strict=True)):
+            for b, block in enumerate(stage[:depth]):
+                blocks.append(block.extract(in_ch, width, arch.kernel_at(s, b)))
                 in_ch = width
         subnet = SubnetCNN(stem, blocks, self.head.extract(widths[-1]))
         return subnet.train(self.training)

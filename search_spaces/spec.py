@@ -6,12 +6,14 @@ Structural validation lives here (pydantic); names that depend on registries of 
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
-from search_spaces.elastic_cnn_space import ElasticCNNSpace
-from supernas.objectives import Direction, Metric
+from search_spaces.elastic_cnn_space import CNNArch, ElasticCNNSpace
+from search_spaces.params import Categorical, Float, Integer, Param, ParamSpace
+from supernas.objectives import Direction, Metric, is_finite_number
 
 
 class _Strict(BaseModel):
@@ -21,6 +23,78 @@ class _Strict(BaseModel):
 class Objective(_Strict):
     metric: Metric
     direction: Direction
+
+
+class Constraint(_Strict):
+    """A hard limit on a metric, e.g. ``{metric: latency_ms, op: "<=", value: 5}``."""
+
+    metric: Metric
+    op: Literal["<=", ">="]
+    value: float
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("a constraint's value must be a finite number")
+        return value
+
+    def violation(self, metrics: dict[str, Any]) -> str | None:
+        """Why ``metrics`` violate this constraint, or None when they satisfy it (or lack the metric).
+
+        A NaN or infinite value of a constrained metric is a violation.
+        """
+        if self.metric.value not in metrics:
+            return None
+        value = metrics[self.metric.value]
+        if not is_finite_number(value):
+            return f"{self.metric.value} is {value}, not a finite number"
+        ok = value <= self.value if self.op == "<=" else value >= self.value
+        return None if ok else f"{self.metric.value} = {value:.6g} violates {self.op} {self.value:g}"
+
+    def slack(self, metrics: dict[str, Any]) -> float:
+        """Signed distance to the limit: <= 0 when satisfied (BoTorch's convention)."""
+        value = float(metrics[self.metric.value])
+        return value - self.value if self.op == "<=" else self.value - value
+
+
+class FloatRange(_Strict):
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+
+
+class IntRange(_Strict):
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+
+
+class Choice(_Strict):
+    type: Literal["categorical"]
+    choices: list[str | int | float] = Field(min_length=1)
+
+
+Hyperparameter = Annotated[FloatRange | IntRange | Choice, Field(discriminator="type")]
+
+# Fine-tuning settings a search may tune per trial, and the kinds of range each accepts.
+TUNABLE_HYPERPARAMETERS: dict[str, tuple[type, ...]] = {
+    "finetune_lr": (FloatRange,),
+    "finetune_batch_size": (IntRange, Choice),
+    "finetune_optimizer": (Choice,),
+}
+OPTIMIZERS = ("sgd", "adam")
+_KIND_NAMES = {FloatRange: "float", IntRange: "int", Choice: "categorical"}
+
+
+def _hyperparameter_param(name: str, spec: FloatRange | IntRange | Choice) -> Param:
+    if isinstance(spec, Choice):
+        return Categorical(name, tuple(spec.choices), ordered=False)
+    if isinstance(spec, IntRange):
+        return Integer(name, spec.low, spec.high, spec.log)
+    return Float(name, spec.low, spec.high, spec.log)
 
 
 class Budget(_Strict):
@@ -64,7 +138,61 @@ class SearchSpec(_Strict):
     scheduler: Scheduler = Scheduler()
     supernet: SupernetTraining = SupernetTraining()
     fidelity: Fidelity = Fidelity()
+    hyperparameters: dict[str, Hyperparameter] = Field(
+        default_factory=dict, description=f"Tuned per trial; names: {sorted(TUNABLE_HYPERPARAMETERS)}."
+    )
+    constraints: list[Constraint] = Field(default_factory=list, max_length=16)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _check_hyperparameters(cls, hps: dict[str, Any]) -> dict[str, Any]:
+        for name, spec in hps.items():
+            kinds = TUNABLE_HYPERPARAMETERS.get(name)
+            if kinds is None:
+                raise ValueError(f"unknown hyperparameter {name!r}; tunable: {sorted(TUNABLE_HYPERPARAMETERS)}")
+            if not isinstance(spec, kinds):
+                allowed = " or ".join(_KIND_NAMES[k] for k in kinds)
+                raise ValueError(f"{name} takes a range of type {allowed}")
+            if isinstance(spec, (FloatRange, IntRange)):
+                if not spec.low < spec.high or (spec.log and spec.low <= 0):
+                    raise ValueError(f"{name}: need low < high (and low > 0 on a log scale)")
+                if name == "finetune_lr" and (spec.low <= 0 or spec.high > 10):
+                    raise ValueError("finetune_lr must lie in (0, 10]")
+                if name == "finetune_batch_size" and (spec.low < 1 or spec.high > 8192):
+                    raise ValueError("finetune_batch_size must lie in [1, 8192]")
+            if name == "finetune_optimizer" and not set(spec.choices) <= set(OPTIMIZERS):
+                raise ValueError(f"finetune_optimizer choices must be among {list(OPTIMIZERS)}")
+            if name == "finetune_batch_size" and isinstance(spec, Choice):
+                if not all(isinstance(c, int) and 1 <= c <= 8192 for c in spec.choices):
+                    raise ValueError("finetune_batch_size choices must be integers in [1, 8192]")
+        return hps
+
+    @model_validator(mode="after")
+    def _unique_hyperparameter_choices(self) -> SearchSpec:
+        for name, spec in self.hyperparameters.items():
+            if isinstance(spec, Choice) and len(set(map(str, spec.choices))) != len(spec.choices):
+                raise ValueError(f"hyperparameters.{name}: choices must be unique")
+        return self
+
+    def param_space(self) -> ParamSpace:
+        """Every parameter a strategy chooses: the family's architecture, then the hyperparameters."""
+        params = self.space.params()
+        params += [_hyperparameter_param(n, spec) for n, spec in sorted(self.hyperparameters.items())]
+        return ParamSpace(params)
+
+    def arch_of(self, config: dict[str, Any]) -> CNNArch:
+        return self.space.arch_from_config(config)
+
+    def finetune_settings(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Fine-tuning settings of a trial: the spec's, overridden by the tuned hyperparameters."""
+        settings = {
+            "finetune_lr": self.fidelity.finetune_lr,
+            "finetune_batch_size": self.supernet.batch_size,
+            "finetune_optimizer": "sgd",
+        }
+        settings.update({k: config[k] for k in self.hyperparameters if k in config})
+        return settings
 
     @field_validator("objectives")
     @classmethod
