@@ -258,7 +258,9 @@ class ElasticCNN(nn.Module):
         if not (math.isfinite(arch.width_mult) and 0.0 < arch.width_mult <= 1.0):
             raise InvalidInputError(f"width_mult {arch.width_mult} must be in (0, 1]", ("arch", "width_mult"))
         if arch.block_kernels is not None and [len(k) for k in arch.block_kernels] != list(arch.depth):
-            raise InvalidInputError("block_kernels must give one kernel per active block", ("arch", "block_kernels"))
+            raise InvalidInputError(
+                "block_kernels must give one kernel per active block", ("arch", "block_kernels")
+            )
         for k in [arch.kernel_size, *arch.kernels()]:
             if k < 1 or k % 2 == 0 or k > cfg.max_kernel_size:
                 raise InvalidInputError(

@@ -97,7 +97,9 @@ class ParamSpace:
             if p.name in names:
                 raise ValueError(f"duplicate parameter {p.name!r}")
             if p.condition is not None and p.condition.parent not in names:
-                raise ValueError(f"parameter {p.name!r} is conditioned on {p.condition.parent!r}, defined after it")
+                raise ValueError(
+                    f"parameter {p.name!r} is conditioned on {p.condition.parent!r}, defined after it"
+                )
             if isinstance(p, (Integer, Float)) and (p.low > p.high or (p.log and p.low <= 0)):
                 raise ValueError(f"parameter {p.name!r} has an invalid range [{p.low}, {p.high}]")
             if isinstance(p, Categorical) and not p.choices:
@@ -160,9 +162,15 @@ class ParamSpace:
             value = config[p.name]
             if isinstance(p, Categorical):
                 if value not in p.choices:
-                    raise InvalidInputError(f"{p.name}={value!r} is not one of {list(p.choices)}", ("config", p.name))
-            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not p.low <= value <= p.high:
-                raise InvalidInputError(f"{p.name}={value!r} is outside [{p.low}, {p.high}]", ("config", p.name))
+                    raise InvalidInputError(
+                        f"{p.name}={value!r} is not one of {list(p.choices)}", ("config", p.name)
+                    )
+            elif (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not p.low <= value <= p.high
+            ):
+                raise InvalidInputError(
+                    f"{p.name}={value!r} is outside [{p.low}, {p.high}]", ("config", p.name)
+                )
             elif isinstance(p, Integer) and int(value) != value:
                 raise InvalidInputError(f"{p.name}={value!r} is not an integer", ("config", p.name))
             clean[p.name] = value

@@ -150,7 +150,9 @@ class SearchSpec(_Strict):
         for name, spec in hps.items():
             kinds = TUNABLE_HYPERPARAMETERS.get(name)
             if kinds is None:
-                raise ValueError(f"unknown hyperparameter {name!r}; tunable: {sorted(TUNABLE_HYPERPARAMETERS)}")
+                raise ValueError(
+                    f"unknown hyperparameter {name!r}; tunable: {sorted(TUNABLE_HYPERPARAMETERS)}"
+                )
             if not isinstance(spec, kinds):
                 allowed = " or ".join(_KIND_NAMES[k] for k in kinds)
                 raise ValueError(f"{name} takes a range of type {allowed}")

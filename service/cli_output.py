@@ -22,17 +22,19 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join([line, rule, *body])
 
 
+def _config_text(config: dict[str, Any]) -> str:
+    return " ".join(f"{k}={_fmt(v)}" for k, v in config.items())
+
+
 def trials_table(trials: list[dict[str, Any]], metrics: list[str]) -> str:
-    headers = ["trial", "state", "depth", "width", "kernel", "fidelity", *metrics]
+    headers = ["trial", "state", "fidelity", *metrics, "config"]
     rows = [
         [
             t["number"],
             t["state"],
-            t["config"].get("depth"),
-            t["config"].get("width_mult"),
-            t["config"].get("kernel_size"),
             t["fidelity"],
             *[t["metrics"].get(m) for m in metrics],
+            _config_text(t["config"]),
         ]
         for t in trials
     ]

@@ -37,8 +37,8 @@ class StorageListener:
     def progress(self, message: str) -> None:
         self._storage.set_search_state(self._search_id, SearchState.RUNNING, message)
 
-    def trial_created(self, number: int, config: dict[str, Any], info: dict[str, Any]) -> None:
-        self._storage.create_trial(self._search_id, number, config)
+    def trial_created(self, number: int, config: dict[str, Any], suggestion: dict[str, Any]) -> None:
+        self._storage.create_trial(self._search_id, number, config, suggestion)
 
     def trial_started(self, number: int) -> None:
         self._storage.mark_trial_running(self._search_id, number)

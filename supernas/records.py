@@ -50,6 +50,7 @@ class TrialRecord:
     started_at: datetime | None
     finished_at: datetime | None
     reports: tuple[TrialReport, ...] = field(default_factory=tuple)
+    suggestion: JSONDict | None = None  # what the strategy predicted when it chose this config
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,9 @@ def training_data(
     """Observations with finite values for every objective and constrained metric."""
     metrics = {o.metric.value for o in objectives} | {c.metric.value for c in constraints}
     usable = [
-        o for o in history if o.state in LEARNABLE_STATES and all(is_finite_number(o.metrics.get(m)) for m in metrics)
+        o
+        for o in history
+        if o.state in LEARNABLE_STATES and all(is_finite_number(o.metrics.get(m)) for m in metrics)
     ]
     y = np.array([[sign(obj) * float(o.metrics[obj.metric.value]) for obj in objectives] for o in usable])
     slack = np.array([[c.slack(o.metrics) for c in constraints] for o in usable])

@@ -15,7 +15,9 @@ _MAX_REDRAWS = 64
 class RandomStrategy(Strategy):
     name = "random"
 
-    def ask(self, history: Sequence[Observation], pending: Sequence[dict[str, Any]], n: int) -> list[Suggestion]:
+    def ask(
+        self, history: Sequence[Observation], pending: Sequence[dict[str, Any]], n: int
+    ) -> list[Suggestion]:
         rng = self.rng(history, pending)
         seen = seen_keys(history, pending)
         size = self.space.size
@@ -23,7 +25,9 @@ class RandomStrategy(Strategy):
         for _ in range(n):
             config = self.space.sample(rng)
             redraws = 0
-            while (size is None or len(seen) < size) and config_key(config) in seen and redraws < _MAX_REDRAWS:
+            while (
+                (size is None or len(seen) < size) and config_key(config) in seen and redraws < _MAX_REDRAWS
+            ):
                 config = self.space.sample(rng)
                 redraws += 1
             seen.add(config_key(config))

@@ -68,7 +68,9 @@ class Strategy(ABC):
         self.seed = seed
 
     @abstractmethod
-    def ask(self, history: Sequence[Observation], pending: Sequence[dict[str, Any]], n: int) -> list[Suggestion]:
+    def ask(
+        self, history: Sequence[Observation], pending: Sequence[dict[str, Any]], n: int
+    ) -> list[Suggestion]:
         """Return ``n`` configs to evaluate next, given the history and the configs in flight."""
 
     def rng(self, history: Sequence[Observation], pending: Sequence[dict[str, Any]]) -> np.random.Generator:

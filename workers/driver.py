@@ -23,6 +23,7 @@ from supernas.objectives import Direction
 from supernas.records import Observation
 from supernas.states import SearchState
 from surrogates.registry import make_strategy
+from surrogates.strategy import SearchProblem
 from workers.listener import SearchListener
 from workers.searcher import StrategySearcher
 from workers.supernet_training import SupernetPaths, train_supernet
@@ -132,8 +133,11 @@ def run_search(job: SearchJob, listener: SearchListener, is_canceled: Callable[[
 
     first = spec.objectives[0]
     metric, mode = first.metric.value, "max" if first.direction == Direction.MAXIMIZE else "min"
+    problem = SearchProblem(
+        spec.param_space(), tuple(spec.objectives), tuple(spec.constraints), spec.budget.max_trials
+    )
     searcher = StrategySearcher(
-        make_strategy(spec.strategy, spec.space, spec.objectives, spec.seed),
+        make_strategy(spec.strategy, problem, spec.seed),
         history=job.history,
         first_number=job.first_number,
         max_fidelity=spec.max_fidelity,

@@ -14,7 +14,8 @@ class SearchListener(Protocol):
     def progress(self, message: str) -> None:
         """A human-readable progress line for the search (e.g. supernet training epochs)."""
 
-    def trial_created(self, number: int, config: dict[str, Any], info: dict[str, Any]) -> None: ...
+    def trial_created(self, number: int, config: dict[str, Any], suggestion: dict[str, Any]) -> None:
+        """A new trial; ``suggestion`` is what the strategy predicted for its config."""
 
     def trial_started(self, number: int) -> None: ...
 

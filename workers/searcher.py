@@ -1,7 +1,8 @@
 """Ray Tune ``Searcher`` that asks a supernas ``Strategy`` for each new trial's config.
 
 Trial numbers are dense per search and continue after a resume; the strategy sees the full
-history (stored trials plus those finished in this run) and the configs still pending.
+history (stored trials plus those finished in this run) and the configs still pending. What the
+strategy predicted for each config is handed to ``on_suggest`` to be stored with the trial.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from supernas.records import Observation
 from supernas.states import TrialState
 from surrogates.strategy import Strategy
 from workers.live_hooks import DropsLiveHooksWhenPickled
+from workers.trial_outcome import observed_state, observed_metrics
 
 OnSuggest = Callable[[int, dict[str, Any], dict[str, Any]], None]
 
@@ -43,10 +45,11 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         number = self._next_number
         self._next_number += 1
-        suggestion = self._strategy.ask(number, self._history, [c for _, c in self._pending.values()])
+        pending = [config for _, config in self._pending.values()]
+        suggestion = self._strategy.ask(self._history, pending, 1)[0]
         self._pending[trial_id] = (number, suggestion.config)
-        self._on_suggest(number, suggestion.config, suggestion.info)
-        return {"number": number, "arch": suggestion.config}
+        self._on_suggest(number, suggestion.config, suggestion.record(self._strategy.name))
+        return {"number": number, "params": suggestion.config}
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -57,7 +60,6 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
         if error or not result:
             self._history.append(Observation(number, config, TrialState.FAILED, {}))
             return
+        state = observed_state(result, self._max_fidelity)
         fidelity = float(result.get("fidelity", 0))
-        state = TrialState.SUCCEEDED if fidelity >= self._max_fidelity else TrialState.PRUNED
-        metrics = {k: result[k] for k in ("accuracy", "latency_ms", "params") if k in result}
-        self._history.append(Observation(number, config, state, metrics, fidelity))
+        self._history.append(Observation(number, config, state, observed_metrics(result), fidelity))

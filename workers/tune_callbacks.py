@@ -13,12 +13,7 @@ from ray.tune.stopper import Stopper
 from supernas.states import TrialState
 from workers.listener import SearchListener
 from workers.live_hooks import DropsLiveHooksWhenPickled
-
-METRIC_KEYS = ("accuracy", "latency_ms", "params")
-
-
-def _metrics(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: result[k] for k in METRIC_KEYS if k in result}
+from workers.trial_outcome import observed_metrics, observed_state
 
 
 def _error_summary(trial: Trial) -> str:
@@ -50,21 +45,21 @@ class ListenerCallback(DropsLiveHooksWhenPickled, Callback):
             int(trial.config["number"]),
             step=int(result["training_iteration"]),
             fidelity=float(result["fidelity"]),
-            metrics=_metrics(result),
+            metrics=observed_metrics(result),
         )
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         number = int(trial.config["number"])
         last = trial.last_result or {}
-        fidelity = last.get("fidelity")
-        if fidelity is not None and fidelity >= self._max_fidelity and last.get("artifact_dir"):
-            self._listener.trial_finished(
-                number, TrialState.SUCCEEDED, None, last["artifact_dir"], _metrics(last)
-            )
+        state = observed_state(last, self._max_fidelity)
+        if state == TrialState.SUCCEEDED:
+            self._listener.trial_finished(number, state, None, last["artifact_dir"], observed_metrics(last))
+        elif state == TrialState.INFEASIBLE:
+            self._listener.trial_finished(number, state, last["infeasible"], None, observed_metrics(last))
         elif (reason := self._stop_reason()) is not None:
             self._listener.trial_finished(number, TrialState.CANCELED, reason, None, None)
         else:
-            reason = f"stopped by the scheduler at fidelity {fidelity} of {self._max_fidelity}"
+            reason = f"stopped by the scheduler at fidelity {last.get('fidelity')} of {self._max_fidelity}"
             self._listener.trial_finished(number, TrialState.PRUNED, reason, None, None)
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:

@@ -92,6 +92,7 @@ class TrialOut(BaseModel):
     metrics: dict[str, Any]
     fidelity: float | None
     has_model: bool
+    suggestion: dict[str, Any] | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -107,6 +108,7 @@ class TrialOut(BaseModel):
             metrics=json_safe(trial.metrics),
             fidelity=trial.fidelity,
             has_model=trial.artifact_dir is not None,
+            suggestion=json_safe(trial.suggestion),
             created_at=trial.created_at,
             started_at=trial.started_at,
             finished_at=trial.finished_at,

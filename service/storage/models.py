@@ -102,6 +102,7 @@ class TrialRow(Base):
     fidelity: Mapped[float | None] = mapped_column(Float)
     state_reason: Mapped[str | None] = mapped_column(Text)
     artifact_dir: Mapped[str | None] = mapped_column(String(1024))
+    suggestion: Mapped[dict[str, Any] | None] = mapped_column(JSONWithNonFinite)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -121,6 +122,7 @@ class TrialRow(Base):
             fidelity=self.fidelity,
             state_reason=self.state_reason,
             artifact_dir=self.artifact_dir,
+            suggestion=self.suggestion,
             created_at=aware_utc(self.created_at),
             started_at=optional_utc(self.started_at),
             finished_at=optional_utc(self.finished_at),

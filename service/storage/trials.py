@@ -28,8 +28,13 @@ class TrialStore:
 
     engine: Engine
 
-    def create_trial(self, search_id: str, number: int, config: dict[str, Any]) -> TrialRecord:
-        """A pending trial; creating the same (search_id, number) again returns the existing one."""
+    def create_trial(
+        self, search_id: str, number: int, config: dict[str, Any], suggestion: dict[str, Any] | None = None
+    ) -> TrialRecord:
+        """A pending trial; creating the same (search_id, number) again returns the existing one.
+
+        ``suggestion`` is what the strategy predicted for the config (means, stds, acquisition value).
+        """
 
         def create() -> TrialRecord:
             with Session(self.engine) as s, s.begin():
@@ -45,6 +50,7 @@ class TrialStore:
                     state=TrialState.PENDING.value,
                     config=config,
                     metrics={},
+                    suggestion=suggestion,
                 )
                 s.add(row)
                 s.flush()

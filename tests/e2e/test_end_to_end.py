@@ -134,7 +134,9 @@ def test_search_runs_to_the_end_and_its_best_model_runs(service: httpx.Client, t
     manifest = service.get(base, params={"format": "manifest"}).json()
     model_bytes = service.get(base).content
     assert hashlib.sha256(model_bytes).hexdigest() == manifest["files"]["torchscript"]["sha256"]
-    assert manifest["architecture"] == next(t for t in trials if t["number"] == final["best_trial"])["config"]
+    best_config = next(t for t in trials if t["number"] == final["best_trial"])["config"]
+    assert manifest["config"] == best_config
+    assert manifest["architecture"]["depth"] == [best_config["depth_s0"], best_config["depth_s1"]]
     path = tmp_path / "best.pt"
     path.write_bytes(model_bytes)
     model = torch.jit.load(str(path))

@@ -85,8 +85,68 @@ def test_architecture_outside_the_space_is_rejected() -> None:
     from supernas.errors import InvalidInputError
 
     space = SearchSpec.model_validate(_base()).space
-    assert space.validate_arch(space.largest().to_config()) == space.largest()
-    with pytest.raises(InvalidInputError, match="kernel_size 7"):
-        space.validate_arch({"depth": [1, 1], "width_mult": 1.0, "kernel_size": 7})
-    with pytest.raises(InvalidInputError, match="depth"):
-        space.validate_arch({"depth": [1], "width_mult": 1.0, "kernel_size": 3})
+    largest = space.config_from_arch(space.largest())
+    assert space.validate_arch(largest) == space.largest()
+    with pytest.raises(InvalidInputError, match="kernel_size=7"):
+        space.validate_arch({"depth_s0": 1, "depth_s1": 1, "width_mult": 1.0, "kernel_size": 7})
+    with pytest.raises(InvalidInputError, match="depth_s1 is missing"):
+        space.validate_arch({"depth_s0": 1, "width_mult": 1.0, "kernel_size": 3})
+
+
+def test_per_block_kernels_exist_only_for_blocks_the_depth_includes() -> None:
+    space = SearchSpec.model_validate(
+        _base() | {"space": {"family": "elastic_cnn", "kernel_per_block": True}}
+    ).space
+    names = {p.name: p for p in space.params()}
+    assert names["kernel_s0_b0"].condition is None
+    assert names["kernel_s1_b2"].condition.values == (3,)
+    arch = space.arch_from_config(
+        {"depth_s0": 1, "depth_s1": 3, "width_mult": 0.5, "kernel_s0_b0": 5}
+        | {"kernel_s1_b0": 3, "kernel_s1_b1": 5, "kernel_s1_b2": 3}
+    )
+    assert arch.block_kernels == ((5,), (3, 5, 3))
+    assert space.config_from_arch(arch)["kernel_s1_b1"] == 5
+    # 3 depths per stage, each block's kernel chosen from 2: (2 + 4 + 8)^2 kernel-depth combos x 3 widths
+    assert space.size == (2 + 4 + 8) ** 2 * 3
+
+
+def test_hyperparameters_and_constraints() -> None:
+    spec = SearchSpec.model_validate(
+        _base()
+        | {
+            "hyperparameters": {
+                "finetune_lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": True},
+                "finetune_batch_size": {"type": "int", "low": 16, "high": 128, "log": True},
+                "finetune_optimizer": {"type": "categorical", "choices": ["sgd", "adam"]},
+            },
+            "constraints": [{"metric": "latency_ms", "op": "<=", "value": 2.5}],
+        }
+    )
+    space = spec.param_space()
+    assert space.names[-3:] == ["finetune_batch_size", "finetune_lr", "finetune_optimizer"]
+    config = space.sample(__import__("numpy").random.default_rng(0))
+    assert spec.finetune_settings(config)["finetune_lr"] == config["finetune_lr"]
+    (constraint,) = spec.constraints
+    assert constraint.violation({"latency_ms": 2.0}) is None
+    assert "violates <= 2.5" in constraint.violation({"latency_ms": 3.0})
+    assert "not a finite number" in constraint.violation({"latency_ms": float("nan")})
+    assert constraint.slack({"latency_ms": 3.0}) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "message"),
+    [
+        ({"dropout": {"type": "float", "low": 0, "high": 1}}, "unknown hyperparameter"),
+        ({"finetune_lr": {"type": "categorical", "choices": [0.1]}}, "takes a range of type float"),
+        ({"finetune_lr": {"type": "float", "low": 0.1, "high": 0.01}}, "low < high"),
+        ({"finetune_optimizer": {"type": "categorical", "choices": ["lion"]}}, "among"),
+    ],
+)
+def test_bad_hyperparameters_are_rejected(hyperparameters: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        SearchSpec.model_validate(_base() | {"hyperparameters": hyperparameters})
+
+
+def test_constraint_value_must_be_finite() -> None:
+    bad = {"constraints": [{"metric": "params", "op": "<=", "value": float("inf")}]}
+    assert ("constraints", 0, "value") in _error_locs(_base() | bad)

@@ -58,7 +58,7 @@ def _alembic_version(store: Storage) -> list[str]:
 
 def test_migrations_create_the_schema_the_models_describe(storage: Storage) -> None:
     storage.ping()
-    assert _alembic_version(storage) == ["0001"]
+    assert _alembic_version(storage) == ["0002"]
     assert {"searches", "trials", "trial_reports"} <= set(inspect(storage.engine).get_table_names())
     with storage.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -69,7 +69,7 @@ def test_upgrade_twice_is_a_no_op(storage: Storage) -> None:
     search, _ = storage.create_search(SPEC, "kept")
     storage.upgrade()
     upgrade_schema(storage.database_url)  # the URL form too
-    assert _alembic_version(storage) == ["0001"]
+    assert _alembic_version(storage) == ["0002"]
     assert storage.get_search(search.id) == search
 
 
@@ -429,3 +429,44 @@ def test_storage_creates_the_sqlite_directory(tmp_path: Path) -> None:
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         store.dispose()
+
+
+def test_upgrade_from_the_first_schema_keeps_existing_rows(database_url: str) -> None:
+    """A database written by the 0001 schema upgrades in place; its trials read back with no suggestion."""
+    from alembic import command
+
+    from service.storage.engine import make_engine
+    from service.storage.migrate import alembic_config
+
+    engine = make_engine(database_url)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(
+            text(
+                "INSERT INTO searches (id, name, spec, state, cancel_requested, attempt, created_at, updated_at) "
+                "VALUES (:sid, 'old', '{}', 'succeeded', :no, 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            ),
+            {"sid": "a" + "0" * 31, "no": False},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO trials (search_id, number, state, config, metrics, created_at) "
+                "VALUES (:sid, 0, 'succeeded', '{\"depth_s0\": 1}', '{\"accuracy\": 0.5}', CURRENT_TIMESTAMP)"
+            ),
+            {"sid": "a" + "0" * 31},
+        )
+    engine.dispose()
+    storage = Storage(database_url)
+    try:
+        storage.upgrade()
+        assert _alembic_version(storage) == ["0002"]
+        trial = storage.get_trial("a" + "0" * 31, 0)
+        assert trial.metrics == {"accuracy": 0.5} and trial.suggestion is None
+        storage.create_trial(
+            "a" + "0" * 31, 1, {"depth_s0": 2}, {"strategy": "botorch", "acquisition_value": 1.5}
+        )
+        assert storage.get_trial("a" + "0" * 31, 1).suggestion["acquisition_value"] == 1.5
+    finally:
+        storage.dispose()

@@ -1,0 +1,79 @@
+"""Every registered strategy runs a real (small) supernet search through the API, with a constraint.
+
+Checks that constrained-out trials are stored ``infeasible`` with the reason and never reach the
+front, and that each trial shows what its strategy predicted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from service_process import running_service
+
+from surrogates.registry import STRATEGIES
+
+pytestmark = pytest.mark.slow
+
+MAX_PARAMS = 1500.0
+SEARCH = {
+    "task": "digits",
+    "space": {
+        "family": "elastic_cnn",
+        "stage_channels": [8, 16],
+        "depth": [1, 2],
+        "width_mult": [0.25, 0.5, 1.0],
+        "kernel_size": [3, 5],
+        "kernel_per_block": True,
+    },
+    "objectives": [
+        {"metric": "accuracy", "direction": "maximize"},
+        {"metric": "params", "direction": "minimize"},
+    ],
+    "constraints": [{"metric": "params", "op": "<=", "value": MAX_PARAMS}],
+    "hyperparameters": {"finetune_lr": {"type": "float", "low": 0.001, "high": 0.1, "log": True}},
+    "budget": {"max_trials": 8, "max_parallel": 2, "max_duration_s": 600},
+    "scheduler": {"type": "fifo"},
+    "supernet": {"epochs": 1, "batch_size": 64},
+    "fidelity": {"finetune_epochs": 1},
+    "seed": 3,
+}
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    data_dir = tmp_path_factory.mktemp("strategies")
+    with running_service(data_dir, f"sqlite:///{data_dir}/supernas.db") as handle:
+        yield httpx.Client(base_url=handle.url, timeout=30)
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_strategy_runs_a_constrained_search_through_the_api(client: httpx.Client, strategy: str) -> None:
+    created = client.post("/api/v1/searches", json=SEARCH | {"name": f"via-{strategy}", "strategy": strategy})
+    assert created.status_code == 201, created.text
+    search_id = created.json()["id"]
+    deadline = time.monotonic() + 300
+    while (search := client.get(f"/api/v1/searches/{search_id}").json())["state"] not in {
+        "succeeded",
+        "failed",
+        "canceled",
+    }:
+        assert time.monotonic() < deadline, search
+        time.sleep(0.5)
+    assert search["state"] == "succeeded", search
+
+    trials = client.get(f"/api/v1/searches/{search_id}/trials", params={"page_size": 100}).json()["items"]
+    assert len(trials) == 8
+    assert {t["state"] for t in trials} <= {"succeeded", "infeasible"}
+    for trial in trials:
+        assert trial["suggestion"]["strategy"] == strategy
+        if trial["metrics"]["params"] > MAX_PARAMS:
+            assert trial["state"] == "infeasible"
+            assert f"violates <= {MAX_PARAMS:g}" in trial["state_reason"]
+            assert trial["fidelity"] == 0.0, "infeasible on cost: stopped before fine-tuning"
+        else:
+            assert trial["state"] == "succeeded"
+    front = client.get(f"/api/v1/searches/{search_id}/pareto").json()["trials"]
+    assert all(t["state"] == "succeeded" and t["metrics"]["params"] <= MAX_PARAMS for t in front)

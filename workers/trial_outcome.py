@@ -1,0 +1,23 @@
+"""How a trial's last report translates into its final state (shared by the searcher and callbacks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from supernas.states import TrialState
+
+METRIC_KEYS = ("accuracy", "latency_ms", "params")
+
+
+def observed_metrics(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: result[k] for k in METRIC_KEYS if k in result}
+
+
+def observed_state(result: dict[str, Any], max_fidelity: int) -> TrialState:
+    """``infeasible`` if a constraint failed, ``succeeded`` at the last rung, else ``pruned``."""
+    if result.get("infeasible"):
+        return TrialState.INFEASIBLE
+    fidelity = result.get("fidelity")
+    if fidelity is not None and fidelity >= max_fidelity and result.get("artifact_dir"):
+        return TrialState.SUCCEEDED
+    return TrialState.PRUNED
