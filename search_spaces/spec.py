@@ -165,9 +165,9 @@ class SearchSpec(_Strict):
                     raise ValueError("finetune_batch_size must lie in [1, 8192]")
             if name == "finetune_optimizer" and not set(spec.choices) <= set(OPTIMIZERS):
                 raise ValueError(f"finetune_optimizer choices must be among {list(OPTIMIZERS)}")
-            if name == "finetune_batch_size" and isinstance(spec, Choice):
-                if not all(isinstance(c, int) and 1 <= c <= 8192 for c in spec.choices):
-                    raise ValueError("finetune_batch_size choices must be integers in [1, 8192]")
+            batch_choices = spec.choices if name == "finetune_batch_size" and isinstance(spec, Choice) else []
+            if not all(isinstance(c, int) and 1 <= c <= 8192 for c in batch_choices):
+                raise ValueError("finetune_batch_size choices must be integers in [1, 8192]")
         return hps
 
     @model_validator(mode="after")

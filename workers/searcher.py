@@ -16,7 +16,7 @@ from supernas.records import Observation
 from supernas.states import TrialState
 from surrogates.strategy import Strategy
 from workers.live_hooks import DropsLiveHooksWhenPickled
-from workers.trial_outcome import observed_state, observed_metrics
+from workers.trial_outcome import observed_metrics, observed_state
 
 OnSuggest = Callable[[int, dict[str, Any], dict[str, Any]], None]
 

@@ -445,7 +445,8 @@ def test_upgrade_from_the_first_schema_keeps_existing_rows(database_url: str) ->
         command.upgrade(config, "0001")
         connection.execute(
             text(
-                "INSERT INTO searches (id, name, spec, state, cancel_requested, attempt, created_at, updated_at) "
+                "INSERT INTO searches "
+                "(id, name, spec, state, cancel_requested, attempt, created_at, updated_at) "
                 "VALUES (:sid, 'old', '{}', 'succeeded', :no, 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
             ),
             {"sid": "a" + "0" * 31, "no": False},
