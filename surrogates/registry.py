@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from surrogates.linas import LinasStrategy
+from surrogates.optuna_samplers import NSGA2Strategy, OptunaGPStrategy, TPEStrategy
 from surrogates.random_search import RandomStrategy
+from surrogates.sobol import SobolStrategy
 from surrogates.strategy import SearchProblem, Strategy
 
 STRATEGIES: dict[str, type[Strategy]] = {
     RandomStrategy.name: RandomStrategy,
+    SobolStrategy.name: SobolStrategy,
+    TPEStrategy.name: TPEStrategy,
+    NSGA2Strategy.name: NSGA2Strategy,
+    OptunaGPStrategy.name: OptunaGPStrategy,
+    LinasStrategy.name: LinasStrategy,
 }
 
 
