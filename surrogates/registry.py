@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from surrogates.botorch_strategy import BoTorchStrategy
+from surrogates.default import DefaultStrategy
 from surrogates.linas import LinasStrategy
 from surrogates.optuna_samplers import NSGA2Strategy, OptunaGPStrategy, TPEStrategy
 from surrogates.random_search import RandomStrategy
@@ -15,6 +17,8 @@ STRATEGIES: dict[str, type[Strategy]] = {
     NSGA2Strategy.name: NSGA2Strategy,
     OptunaGPStrategy.name: OptunaGPStrategy,
     LinasStrategy.name: LinasStrategy,
+    BoTorchStrategy.name: BoTorchStrategy,
+    DefaultStrategy.name: DefaultStrategy,
 }
 
 
