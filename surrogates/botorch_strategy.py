@@ -42,6 +42,7 @@ from supernas.records import Observation
 from surrogates import botorch_models as bm
 from surrogates.observations import TrainingData, config_key, seen_keys, sign, training_data
 from surrogates.strategy import Prediction, Strategy, Suggestion
+from surrogates.torch_threads import torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class BoTorchStrategy(Strategy):
         if len(data) < n_init:
             return self._sobol(n_suggested, seen, n, f"initial design ({len(data)}/{n_init} observations)")
         try:
-            with _torch_threads(self.torch_threads):
+            with torch_threads(self.torch_threads):
                 return self._optimise(data, pending, seen, n, self.rng(history, pending))
         except FIT_ERRORS as exc:
             reason = f"model failed: {type(exc).__name__}: {exc}"
@@ -89,7 +90,7 @@ class BoTorchStrategy(Strategy):
         if len(data) == 0:
             raise ValueError("no usable observations to fit a model on")
         rng = self.rng(history, [])
-        with _torch_threads(self.torch_threads), _seeded_torch(rng):
+        with torch_threads(self.torch_threads), _seeded_torch(rng):
             model, _ = self._fit(data, rng)
             return self._predictions(model, _encode(self.space, configs))
 
@@ -244,25 +245,6 @@ def _encode(space: ParamSpace, configs: Sequence[dict[str, Any]]) -> torch.Tenso
 
 def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
-
-
-@contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Run with ``threads`` intra-op threads, restoring the setting after.
-
-    The matrices here are small (N <= 256), so extra threads gain little, and on a shared host
-    torch's thread pool oversubscribes the cores: an ask on 100 observations took 19 s with two
-    threads on a loaded 2-core host, 2.4 s with one (as ``predictors.py`` found for scikit-learn).
-    """
-    if threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @contextmanager

@@ -11,11 +11,15 @@ from completed generations only; repeats are caught by the bridge's duplicate ch
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from optuna.samplers import BaseSampler, GPSampler, NSGAIISampler, TPESampler
 
+from supernas.records import Observation
 from surrogates.optuna_bridge import OptunaStrategy
+from surrogates.strategy import Suggestion
+from surrogates.torch_threads import torch_threads
 
 _DEFAULT_BUDGET = 500  # trials assumed when the search sets no max_trials
 
@@ -64,3 +68,10 @@ class OptunaGPStrategy(OptunaStrategy):
 
     def make_sampler(self, seed: int) -> BaseSampler:
         return GPSampler(seed=seed, warn_independent_sampling=False)
+
+    def ask(
+        self, history: Sequence[Observation], pending: Sequence[dict[str, Any]], n: int
+    ) -> list[Suggestion]:
+        # many tiny torch ops: one thread is several times faster than an oversubscribed pool
+        with torch_threads(1):
+            return super().ask(history, pending, n)

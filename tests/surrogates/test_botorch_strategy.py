@@ -13,7 +13,6 @@ from strategy_contract import (
     CONTRACT_PROBLEMS,
     LAT,
     MIXED_SPACE,
-    check_contract,
     toy_history,
     toy_metrics,
 )
@@ -39,11 +38,6 @@ def _usable(history: list[Observation]) -> list[Observation]:
         for o in history
         if o.state in (TrialState.SUCCEEDED, TrialState.INFEASIBLE) and np.isfinite(o.metrics["accuracy"])
     ]
-
-
-@pytest.mark.parametrize("problem_name", sorted(CONTRACT_PROBLEMS))
-def test_contract(problem_name: str) -> None:
-    check_contract(BoTorchStrategy, CONTRACT_PROBLEMS[problem_name])
 
 
 def test_initial_design_walks_one_sobol_sequence_without_predictions() -> None:
