@@ -141,7 +141,7 @@ class Dispatcher:
         thread.start()
 
     def _job(self, record: SearchRecord) -> SearchJob:
-        trials = self._storage.all_trials(record.id)
+        trials = self._storage.all_trials(record.id, with_reports=False)
         history = [
             Observation(t.number, t.config, t.state, t.metrics, t.fidelity)
             for t in trials

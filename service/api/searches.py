@@ -50,7 +50,7 @@ def _checked_id(search_id: str) -> str:
 
 def _search_out(storage: Storage, record: SearchRecord) -> SearchOut:
     spec = SearchSpec.model_validate(record.spec)
-    best = best_values(storage.all_trials(record.id), spec.objectives)
+    best = best_values(storage.all_trials(record.id, with_reports=False), spec.objectives)
     first_metric = spec.objectives[0].metric.value
     return SearchOut.build(
         record,
@@ -130,7 +130,7 @@ def get_pareto(search_id: str, request: Request) -> ParetoOut:
     storage = _storage(request)
     record = storage.get_search(_checked_id(search_id))
     spec = SearchSpec.model_validate(record.spec)
-    front = pareto_front(storage.all_trials(record.id), spec.objectives)
+    front = pareto_front(storage.all_trials(record.id, with_reports=False), spec.objectives)
     return ParetoOut(
         search_id=record.id,
         objectives=[

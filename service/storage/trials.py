@@ -159,16 +159,14 @@ class TrialStore:
             token = encode_token({"after": rows[page_size - 1].number}) if len(rows) > page_size else None
             return Page([row.to_record() for row in rows[:page_size]], token, total)
 
-    def all_trials(self, search_id: str) -> list[TrialRecord]:
+    def all_trials(self, search_id: str, with_reports: bool = True) -> list[TrialRecord]:
+        """Every trial by number; ``with_reports=False`` skips loading the learning curves."""
         with Session(self.engine) as s, s.begin():
             search_row(s, search_id)
-            stmt = (
-                select(TrialRow)
-                .where(TrialRow.search_id == search_id)
-                .order_by(TrialRow.number)
-                .options(selectinload(TrialRow.reports))
-            )
-            return [row.to_record(with_reports=True) for row in s.scalars(stmt)]
+            stmt = select(TrialRow).where(TrialRow.search_id == search_id).order_by(TrialRow.number)
+            if with_reports:
+                stmt = stmt.options(selectinload(TrialRow.reports))
+            return [row.to_record(with_reports=with_reports) for row in s.scalars(stmt)]
 
     def trial_counts(self, search_id: str) -> dict[str, int]:
         counts = {state.value: 0 for state in TrialState}
