@@ -1,41 +1,59 @@
-"""The elastic CNN's search space: its choices, sampling, validation and vector encoding.
+"""The elastic CNN's search space: its choices, and the flat configs strategies see.
 
 Torch-free on purpose: the service validates specs with it without importing the supernet.
-An architecture is a ``CNNArch``; as a config of the search it is flat: ``depth_s0, depth_s1, ...,
-width_mult`` and either ``kernel_size`` or, with ``kernel_per_block``, one ``kernel_s{s}_b{b}`` per
-block that exists only when the stage's depth includes the block (a conditional parameter).
+An architecture is a ``CNNArch`` (Once-for-All / MobileNetV3 style: stages of inverted-bottleneck
+blocks). As a config of the search it is flat: ``depth_s0, depth_s1, ..., width_mult``, then either
+``kernel_size`` or, with ``kernel_per_block``, one ``kernel_s{s}_b{b}`` per block, then either
+``expand_ratio`` or, with ``expand_per_block``, one ``expand_s{s}_b{b}`` per block. A per-block
+parameter exists only when its stage's depth includes the block (a conditional parameter).
+Sampling, validation and ``size`` come from ``ArchSpace``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
+from pydantic import Field, PositiveInt, field_validator
 
-from search_spaces.params import Categorical, Condition, Param, ParamSpace
+from search_spaces.family import ArchSpace
+from search_spaces.params import Categorical, Condition, Param
 from supernas.errors import InvalidInputError
+
+Blocks = tuple[tuple[int, ...], ...]
+"""One value per active block: ``blocks[stage][block]``."""
+
+MAX_DEPTH = 8
+MAX_EXPAND_RATIO = 8
+KERNEL_CHOICES = (1, 3, 5, 7)
 
 
 @dataclass(frozen=True)
 class CNNArch:
-    """One sub-network of the elastic CNN."""
+    """One sub-network of the elastic CNN.
+
+    ``kernel_size`` / ``expand_ratio`` apply to every block unless ``block_kernels`` /
+    ``block_expands`` give one value per active block (the global value is then their maximum).
+    """
 
     depth: tuple[int, ...]
     width_mult: float
     kernel_size: int
-    block_kernels: tuple[tuple[int, ...], ...] | None = None  # per stage, per active block
+    block_kernels: Blocks | None = None
+    expand_ratio: int = 1
+    block_expands: Blocks | None = None
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> CNNArch:
-        kernels = config.get("block_kernels")
         return cls(
             depth=tuple(int(d) for d in config["depth"]),
             width_mult=float(config["width_mult"]),
             kernel_size=int(config["kernel_size"]),
-            block_kernels=tuple(tuple(int(k) for k in stage) for stage in kernels) if kernels else None,
+            block_kernels=_blocks_or_none(config.get("block_kernels")),
+            expand_ratio=int(config.get("expand_ratio", 1)),
+            block_expands=_blocks_or_none(config.get("block_expands")),
         )
 
     def to_config(self) -> dict[str, Any]:
@@ -43,9 +61,12 @@ class CNNArch:
             "depth": list(self.depth),
             "width_mult": self.width_mult,
             "kernel_size": self.kernel_size,
+            "expand_ratio": self.expand_ratio,
         }
         if self.block_kernels is not None:
             config["block_kernels"] = [list(stage) for stage in self.block_kernels]
+        if self.block_expands is not None:
+            config["block_expands"] = [list(stage) for stage in self.block_expands]
         return config
 
     def kernel_at(self, stage: int, block: int) -> int:
@@ -54,8 +75,21 @@ class CNNArch:
             return self.kernel_size
         return self.block_kernels[stage][block]
 
+    def expand_at(self, stage: int, block: int) -> int:
+        """Expand ratio of one block: its own when ratios are per block, else the global one."""
+        if self.block_expands is None:
+            return self.expand_ratio
+        return self.block_expands[stage][block]
+
     def kernels(self) -> list[int]:
         return [self.kernel_at(s, b) for s, d in enumerate(self.depth) for b in range(d)]
+
+    def expands(self) -> list[int]:
+        return [self.expand_at(s, b) for s, d in enumerate(self.depth) for b in range(d)]
+
+
+def _blocks_or_none(values: Any) -> Blocks | None:
+    return tuple(tuple(int(v) for v in stage) for stage in values) if values else None
 
 
 def _unique_sorted(values: list[Any], field: str) -> list[Any]:
@@ -64,10 +98,8 @@ def _unique_sorted(values: list[Any], field: str) -> list[Any]:
     return sorted(values)
 
 
-class ElasticCNNSpace(BaseModel):
-    """Choices of the elastic CNN: depth per stage, a width multiplier and a kernel size."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ElasticCNNSpace(ArchSpace):
+    """Choices of the elastic CNN: depth per stage, a width multiplier, kernel sizes and expand ratios."""
 
     family: Literal["elastic_cnn"] = "elastic_cnn"
     stage_channels: list[PositiveInt] = Field(
@@ -75,16 +107,27 @@ class ElasticCNNSpace(BaseModel):
     )
     depth: list[int] = Field(default=[1, 2, 3], min_length=1, description="Choices of blocks per stage.")
     width_mult: list[float] = Field(default=[0.5, 0.75, 1.0], min_length=1)
-    kernel_size: list[int] = Field(default=[3, 5], min_length=1)
+    kernel_size: list[int] = Field(
+        default=[3, 5], min_length=1, description="Choices of the depthwise kernel (1, 3, 5 or 7)."
+    )
     kernel_per_block: bool = Field(
         default=False, description="Choose a kernel per block (conditional on depth) instead of one for all."
+    )
+    expand_ratio: list[int] = Field(
+        default=[2, 4], min_length=1, description="Choices of the inverted bottleneck's expansion (1 to 8)."
+    )
+    expand_per_block: bool = Field(
+        default=False, description="Choose an expand ratio per block (conditional on depth) instead of one."
+    )
+    squeeze_excite: bool = Field(
+        default=False, description="Give every block a squeeze-and-excitation module (not searched)."
     )
 
     @field_validator("depth")
     @classmethod
     def _check_depth(cls, values: list[int]) -> list[int]:
-        if any(d < 1 or d > 8 for d in values):
-            raise ValueError("each depth choice must be between 1 and 8")
+        if any(d < 1 or d > MAX_DEPTH for d in values):
+            raise ValueError(f"each depth choice must be between 1 and {MAX_DEPTH}")
         return _unique_sorted(values, "depth")
 
     @field_validator("width_mult")
@@ -97,81 +140,103 @@ class ElasticCNNSpace(BaseModel):
     @field_validator("kernel_size")
     @classmethod
     def _check_kernel(cls, values: list[int]) -> list[int]:
-        if any(k not in (1, 3, 5, 7) for k in values):
-            raise ValueError("each kernel_size choice must be one of 1, 3, 5, 7")
+        if any(k not in KERNEL_CHOICES for k in values):
+            raise ValueError(f"each kernel_size choice must be one of {', '.join(map(str, KERNEL_CHOICES))}")
         return _unique_sorted(values, "kernel_size")
 
-    # --- the space as parameters and architectures ---------------------------------------------
+    @field_validator("expand_ratio")
+    @classmethod
+    def _check_expand(cls, values: list[int]) -> list[int]:
+        if any(e < 1 or e > MAX_EXPAND_RATIO for e in values):
+            raise ValueError(f"each expand_ratio choice must be between 1 and {MAX_EXPAND_RATIO}")
+        return _unique_sorted(values, "expand_ratio")
+
+    # --- the space as parameters ---------------------------------------------------------------
 
     @property
     def num_stages(self) -> int:
         return len(self.stage_channels)
 
     def params(self) -> list[Param]:
-        """The family's parameters; per-block kernels are conditioned on their stage's depth."""
+        """The family's parameters; per-block ones are conditioned on their stage's depth."""
         params: list[Param] = [
             Categorical(f"depth_s{s}", tuple(self.depth), ordered=True) for s in range(self.num_stages)
         ]
         params.append(Categorical("width_mult", tuple(self.width_mult), ordered=True))
-        if not self.kernel_per_block:
+        if self.kernel_per_block:
+            params += self._per_block_params("kernel", self.kernel_size)
+        else:
             params.append(Categorical("kernel_size", tuple(self.kernel_size), ordered=True))
-            return params
+        if self.expand_per_block:
+            params += self._per_block_params("expand", self.expand_ratio)
+        else:
+            params.append(Categorical("expand_ratio", tuple(self.expand_ratio), ordered=True))
+        return params
+
+    def _per_block_params(self, prefix: str, choices: list[int]) -> list[Param]:
+        """``{prefix}_s{s}_b{b}`` for every block any depth choice includes; active only when it runs."""
+        params: list[Param] = []
         for s in range(self.num_stages):
             for b in range(max(self.depth)):
                 needs = tuple(d for d in self.depth if d > b)
                 condition = None if len(needs) == len(self.depth) else Condition(f"depth_s{s}", needs)
-                params.append(Categorical(f"kernel_s{s}_b{b}", tuple(self.kernel_size), True, condition))
+                params.append(Categorical(f"{prefix}_s{s}_b{b}", tuple(choices), True, condition))
         return params
 
-    @property
-    def size(self) -> int:
-        """Number of distinct architectures in the space."""
-        size = ParamSpace(self.params()).size
-        assert size is not None  # every parameter of the family is categorical
-        return size
+    # --- architectures -------------------------------------------------------------------------
 
     def arch_from_config(self, config: dict[str, Any]) -> CNNArch:
         """The architecture of a flat config (extra keys, e.g. hyperparameters, are ignored)."""
         try:
             depth = tuple(int(config[f"depth_s{s}"]) for s in range(self.num_stages))
             width = float(config["width_mult"])
-            if not self.kernel_per_block:
-                return CNNArch(depth, width, int(config["kernel_size"]))
-            kernels = tuple(
-                tuple(int(config[f"kernel_s{s}_b{b}"]) for b in range(d)) for s, d in enumerate(depth)
-            )
+            kernel, kernels = _read_choice(config, "kernel_size", "kernel", depth, self.kernel_per_block)
+            expand, expands = _read_choice(config, "expand_ratio", "expand", depth, self.expand_per_block)
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"malformed architecture config {config!r}: {exc}", ("config",)) from exc
-        return CNNArch(depth, width, max(k for stage in kernels for k in stage), kernels)
+        return CNNArch(depth, width, kernel, kernels, expand, expands)
 
     def config_from_arch(self, arch: CNNArch) -> dict[str, Any]:
         config: dict[str, Any] = {f"depth_s{s}": d for s, d in enumerate(arch.depth)}
         config["width_mult"] = arch.width_mult
-        if not self.kernel_per_block:
-            config["kernel_size"] = arch.kernel_size
+        if self.kernel_per_block:
+            config |= _per_block_config("kernel", arch.depth, arch.kernel_at)
         else:
-            for s, d in enumerate(arch.depth):
-                for b in range(d):
-                    config[f"kernel_s{s}_b{b}"] = arch.kernel_at(s, b)
+            config["kernel_size"] = arch.kernel_size
+        if self.expand_per_block:
+            config |= _per_block_config("expand", arch.depth, arch.expand_at)
+        else:
+            config["expand_ratio"] = arch.expand_ratio
         return config
 
-    def _uniform(self, depth: int, width: float, kernel: int) -> CNNArch:
+    def _uniform(self, depth: int, width: float, kernel: int, expand: int) -> CNNArch:
         depths = (depth,) * self.num_stages
-        if not self.kernel_per_block:
-            return CNNArch(depths, width, kernel)
-        return CNNArch(depths, width, kernel, tuple((kernel,) * depth for _ in depths))
+        kernels = tuple((kernel,) * depth for _ in depths) if self.kernel_per_block else None
+        expands = tuple((expand,) * depth for _ in depths) if self.expand_per_block else None
+        return CNNArch(depths, width, kernel, kernels, expand, expands)
 
     def largest(self) -> CNNArch:
-        return self._uniform(max(self.depth), max(self.width_mult), max(self.kernel_size))
+        return self._uniform(
+            max(self.depth), max(self.width_mult), max(self.kernel_size), max(self.expand_ratio)
+        )
 
     def smallest(self) -> CNNArch:
-        return self._uniform(min(self.depth), min(self.width_mult), min(self.kernel_size))
+        return self._uniform(
+            min(self.depth), min(self.width_mult), min(self.kernel_size), min(self.expand_ratio)
+        )
 
-    def sample(self, rng: np.random.Generator) -> CNNArch:
-        return self.arch_from_config(ParamSpace(self.params()).sample(rng))
 
-    def validate_arch(self, config: dict[str, Any]) -> CNNArch:
-        """Parse a flat config, raising ``InvalidInputError`` if its architecture is not in this space."""
-        family_names = {p.name for p in self.params()}
-        ParamSpace(self.params()).validate({k: v for k, v in config.items() if k in family_names})
-        return self.arch_from_config(config)
+def _read_choice(
+    config: dict[str, Any], name: str, prefix: str, depth: tuple[int, ...], per_block: bool
+) -> tuple[int, Blocks | None]:
+    """A global choice (``name``), or per-block choices (``{prefix}_s{s}_b{b}``) and their maximum."""
+    if not per_block:
+        return int(config[name]), None
+    blocks = tuple(tuple(int(config[f"{prefix}_s{s}_b{b}"]) for b in range(d)) for s, d in enumerate(depth))
+    return max(v for stage in blocks for v in stage), blocks
+
+
+def _per_block_config(
+    prefix: str, depth: tuple[int, ...], value_at: Callable[[int, int], int]
+) -> dict[str, int]:
+    return {f"{prefix}_s{s}_b{b}": value_at(s, b) for s, d in enumerate(depth) for b in range(d)}

@@ -1,7 +1,8 @@
-"""The search spec: what a user submits (task, space, objectives, budget, strategy, fidelities, seed).
+"""The search spec: what a user submits (task, space, objectives, budget, strategy, fidelities, seed),
+and the supernet spec (task, space, training, seed) of a supernet trained on its own.
 
 Structural validation lives here (pydantic); names that depend on registries of higher layers
-(task, strategy) are checked by the service before anything is stored.
+(task, strategy, data sets, supernets) are checked by the service before anything is stored.
 """
 
 from __future__ import annotations
@@ -9,9 +10,18 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    SerializeAsAny,
+    field_validator,
+    model_validator,
+)
 
-from search_spaces.elastic_cnn_space import CNNArch, ElasticCNNSpace
+from search_spaces.families import parse_space
+from search_spaces.family import ArchSpace
 from search_spaces.params import Categorical, Float, Integer, Param, ParamSpace
 from supernas.objectives import Direction, Metric, is_finite_number
 
@@ -106,13 +116,41 @@ class Budget(_Strict):
 
 
 class SupernetTraining(_Strict):
-    """Weight-sharing training of the supernet with the sandwich rule."""
+    """Weight-sharing training of the supernet: the sandwich rule (BigNAS) or single-path (SPOS)."""
 
+    method: Literal["sandwich", "spos"] = Field(
+        default="sandwich",
+        description="sandwich: largest + smallest + random sub-networks per step (BigNAS); "
+        "spos: one uniformly sampled sub-network per step (single-path one-shot).",
+    )
+    distillation: bool = Field(
+        default=True,
+        description="In-place distillation (sandwich only): sub-networks other than the largest learn "
+        "from the largest's soft predictions instead of the labels.",
+    )
     epochs: PositiveInt = Field(default=10, le=1000)
     batch_size: PositiveInt = Field(default=64, le=8192)
     lr: float = Field(default=0.05, gt=0, le=10)
     weight_decay: float = Field(default=5e-4, ge=0, le=1)
     random_subnets_per_step: int = Field(default=2, ge=0, le=16)
+    max_train_examples: PositiveInt | None = Field(
+        default=None, description="Train on a fixed random subset of this many examples (null: all)."
+    )
+
+
+class SupernetSpec(_Strict):
+    """A supernet trained on its own (``POST /api/v1/supernets``), later named by searches."""
+
+    name: str = Field(default="supernet", min_length=1, max_length=200)
+    task: str = Field(min_length=1, max_length=200, description="A built-in task or an uploaded data set id.")
+    space: SerializeAsAny[ArchSpace]
+    training: SupernetTraining = SupernetTraining()
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _parse_space(cls, value: Any) -> ArchSpace:
+        return parse_space(value)
 
 
 class Fidelity(_Strict):
@@ -120,6 +158,9 @@ class Fidelity(_Strict):
 
     finetune_epochs: int = Field(default=2, ge=0, le=1000)
     finetune_lr: float = Field(default=0.01, gt=0, le=10)
+    max_train_examples: PositiveInt | None = Field(
+        default=None, description="Fine-tune on a fixed random subset of this many examples (null: all)."
+    )
 
 
 class Scheduler(_Strict):
@@ -130,8 +171,18 @@ class Scheduler(_Strict):
 
 class SearchSpec(_Strict):
     name: str = Field(default="search", min_length=1, max_length=200)
-    task: str = Field(min_length=1, max_length=200, description="A built-in data set, e.g. 'digits'.")
-    space: ElasticCNNSpace
+    task: str = Field(
+        min_length=1,
+        max_length=200,
+        description="A built-in task, e.g. 'digits', or an uploaded data set id.",
+    )
+    space: SerializeAsAny[ArchSpace] | None = Field(
+        default=None,
+        description="The family and its choices; taken from the supernet when supernet_id is set.",
+    )
+    supernet_id: str | None = Field(
+        default=None, max_length=64, description="Reuse this trained supernet instead of training one."
+    )
     objectives: list[Objective] = Field(min_length=1, max_length=8)
     budget: Budget = Budget()
     strategy: str = "random"
@@ -143,6 +194,34 @@ class SearchSpec(_Strict):
     )
     constraints: list[Constraint] = Field(default_factory=list, max_length=16)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _parse_space(cls, value: Any) -> ArchSpace | None:
+        return None if value is None else parse_space(value)
+
+    @model_validator(mode="after")
+    def _space_or_supernet(self) -> SearchSpec:
+        if self.space is None and self.supernet_id is None:
+            raise ValueError("give the search space ('space') or a trained supernet ('supernet_id')")
+        return self
+
+    @property
+    def arch_space(self) -> ArchSpace:
+        """The space (set once the service has filled it in from a named supernet)."""
+        if self.space is None:
+            raise ValueError("the spec's space has not been resolved from its supernet")
+        return self.space
+
+    def supernet_spec(self) -> SupernetSpec:
+        """The supernet this search trains (or reuses)."""
+        return SupernetSpec(
+            name=f"{self.name} supernet",
+            task=self.task,
+            space=self.arch_space,
+            training=self.supernet,
+            seed=self.seed,
+        )
 
     @field_validator("hyperparameters")
     @classmethod
@@ -179,12 +258,12 @@ class SearchSpec(_Strict):
 
     def param_space(self) -> ParamSpace:
         """Every parameter a strategy chooses: the family's architecture, then the hyperparameters."""
-        params = self.space.params()
+        params = self.arch_space.params()
         params += [_hyperparameter_param(n, spec) for n, spec in sorted(self.hyperparameters.items())]
         return ParamSpace(params)
 
-    def arch_of(self, config: dict[str, Any]) -> CNNArch:
-        return self.space.arch_from_config(config)
+    def arch_of(self, config: dict[str, Any]) -> Any:
+        return self.arch_space.arch_from_config(config)
 
     def finetune_settings(self, config: dict[str, Any]) -> dict[str, Any]:
         """Fine-tuning settings of a trial: the spec's, overridden by the tuned hyperparameters."""

@@ -10,7 +10,7 @@ import anyio
 from fastapi import FastAPI
 
 import supernas
-from service.api import health, searches
+from service.api import datasets, health, searches, supernets
 from service.api.problems import install_problem_handlers
 from service.dispatch import Dispatcher
 from service.settings import Settings
@@ -32,6 +32,9 @@ def create_app(settings: Settings) -> FastAPI:
             log.warning(
                 "requeued %d search(es) interrupted by a previous shutdown: %s", len(requeued), requeued
             )
+        requeued_supernets = storage.recover_interrupted_supernets()
+        if requeued_supernets:
+            log.warning("requeued supernet training interrupted by a shutdown: %s", requeued_supernets)
         if settings.run_dispatcher:
             await anyio.to_thread.run_sync(ensure_ray, settings.ray_num_cpus)
             restore_python_signal_handlers()
@@ -48,4 +51,6 @@ def create_app(settings: Settings) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(searches.router)
+    app.include_router(supernets.router)
+    app.include_router(datasets.router)
     return app

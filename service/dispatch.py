@@ -1,7 +1,8 @@
-"""The dispatcher: claims queued searches and runs each on Ray in a thread of the service process.
+"""The dispatcher: claims queued searches and stand-alone supernets and runs each on Ray in a thread
+of the service process.
 
 The service is the only writer to the database: drivers report through ``StorageListener``.
-A search interrupted by a shutdown is requeued and resumes from what storage holds.
+A search or supernet interrupted by a shutdown is requeued and resumes from what storage holds.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Any
 
 from service.settings import Settings
 from service.storage import Storage
-from supernas.records import Observation, SearchRecord
-from supernas.states import SearchState, TrialState
-from workers.driver import SearchJob, SearchOutcome, run_search
+from supernas.records import Observation, SearchRecord, SupernetRecord
+from supernas.states import SearchState, SupernetState, TrialState
+from workers.driver import SearchJob, SearchOutcome, run_search, supernet_dir
+from workers.supernet_job import run_supernet_training
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +31,33 @@ _CANCEL_POLL_S = 2.0
 class StorageListener:
     """Persists what a driver reports; artifact paths are stored relative to the artifact root."""
 
-    def __init__(self, storage: Storage, search_id: str, artifacts_root: Path) -> None:
+    def __init__(
+        self, storage: Storage, search_id: str, artifacts_root: Path, supernet_id: str | None = None
+    ) -> None:
         self._storage = storage
         self._search_id = search_id
         self._root = artifacts_root
+        self._supernet_id = supernet_id
 
     def progress(self, message: str) -> None:
         self._storage.set_search_state(self._search_id, SearchState.RUNNING, message)
+
+    def supernet_progress(self, message: str) -> None:
+        self.progress(message)
+        if self._supernet_id is not None and self._owns_supernet():
+            self._storage.set_supernet_state(self._supernet_id, SupernetState.TRAINING, message)
+
+    def supernet_finished(self, state: str, reason: str, summary: dict[str, Any] | None) -> None:
+        if self._supernet_id is None or not self._owns_supernet():
+            return
+        if state == SupernetState.CANCELED.value:  # the search was canceled; it can train again later
+            self._storage.set_supernet_state(self._supernet_id, SupernetState.QUEUED, reason)
+            return
+        self._storage.set_supernet_state(self._supernet_id, SupernetState(state), reason, summary)
+
+    def _owns_supernet(self) -> bool:
+        assert self._supernet_id is not None
+        return self._storage.get_supernet(self._supernet_id).search_id == self._search_id
 
     def trial_created(self, number: int, config: dict[str, Any], suggestion: dict[str, Any]) -> None:
         self._storage.create_trial(self._search_id, number, config, suggestion)
@@ -56,6 +78,16 @@ class StorageListener:
     ) -> None:
         relative = str(Path(artifact_dir).resolve().relative_to(self._root)) if artifact_dir else None
         self._storage.finish_trial(self._search_id, number, state, reason, relative, metrics)
+
+
+class SupernetStorageListener:
+    """Persists the progress of a stand-alone supernet's training."""
+
+    def __init__(self, storage: Storage, supernet_id: str) -> None:
+        self._storage, self._supernet_id = storage, supernet_id
+
+    def supernet_progress(self, message: str) -> None:
+        self._storage.set_supernet_state(self._supernet_id, SupernetState.TRAINING, message)
 
 
 class _CancelCheck:
@@ -84,7 +116,7 @@ class Dispatcher:
         self._shutdown = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
-        self._active: dict[str, tuple[threading.Thread, _CancelCheck]] = {}
+        self._active: dict[str, tuple[threading.Thread, _CancelCheck | None]] = {}
         self._loop: threading.Thread | None = None
 
     # --- control ---------------------------------------------------------------------------
@@ -99,7 +131,7 @@ class Dispatcher:
     def cancel(self, search_id: str) -> None:
         with self._lock:
             active = self._active.get(search_id)
-        if active is not None:
+        if active is not None and active[1] is not None:
             active[1].event.set()
 
     def stop(self, timeout_s: float = 60.0) -> None:
@@ -128,6 +160,10 @@ class Dispatcher:
             if record is not None:
                 self._launch(record)
                 continue
+            supernet = self._storage.claim_next_queued_supernet() if has_room else None
+            if supernet is not None:
+                self._launch_supernet(supernet)
+                continue
             self._wake.wait(self._settings.dispatcher_poll_s)
             self._wake.clear()
 
@@ -139,6 +175,39 @@ class Dispatcher:
         with self._lock:
             self._active[record.id] = (thread, check)
         thread.start()
+
+    def _launch_supernet(self, record: SupernetRecord) -> None:
+        thread = threading.Thread(
+            target=self._train_supernet, args=(record,), name=f"supernet-{record.id[3:11]}"
+        )
+        with self._lock:
+            self._active[record.id] = (thread, None)
+        thread.start()
+
+    def _train_supernet(self, record: SupernetRecord) -> None:
+        log.info("training supernet %s (attempt %d)", record.id, record.attempt)
+        listener = SupernetStorageListener(self._storage, record.id)
+        try:
+            outcome = run_supernet_training(
+                record.spec,
+                supernet_dir(self._artifacts_root, record.id),
+                str(self._artifacts_root),
+                listener,
+                self._shutdown.is_set,
+            )
+            if outcome.state is SupernetState.CANCELED and self._shutdown.is_set():
+                self._storage.set_supernet_state(
+                    record.id, SupernetState.QUEUED, "interrupted by service shutdown"
+                )
+            else:
+                self._storage.set_supernet_state(record.id, outcome.state, outcome.reason, outcome.summary)
+        except Exception as exc:
+            log.exception("supernet %s crashed", record.id)
+            self._storage.set_supernet_state(record.id, SupernetState.FAILED, f"training error: {exc}"[:2000])
+        finally:
+            with self._lock:
+                self._active.pop(record.id, None)
+            self._wake.set()
 
     def _job(self, record: SearchRecord) -> SearchJob:
         trials = self._storage.all_trials(record.id, with_reports=False)
@@ -158,11 +227,12 @@ class Dispatcher:
             first_number=self._storage.next_trial_number(record.id),
             trials_to_run=record.spec["budget"]["max_trials"] - spent,
             elapsed_s=(datetime.now(UTC) - started).total_seconds(),
+            supernet_id=record.supernet_id,
         )
 
     def _run_search(self, record: SearchRecord, check: _CancelCheck) -> None:
         log.info("running search %s (attempt %d)", record.id, record.attempt)
-        listener = StorageListener(self._storage, record.id, self._artifacts_root)
+        listener = StorageListener(self._storage, record.id, self._artifacts_root, record.supernet_id)
         try:
             outcome = run_search(self._job(record), listener, check)
         except Exception as exc:

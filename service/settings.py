@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     max_concurrent_searches: int = Field(default=1, ge=1)
     dispatcher_poll_s: float = Field(default=1.0, gt=0)
     run_dispatcher: bool = True
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1, description="Largest data set upload.")
     log_level: str = "info"
 
     @property

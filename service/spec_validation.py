@@ -1,20 +1,99 @@
-"""Validation of a submitted spec against the registries of the layers below (tasks, strategies)."""
+"""Validation of a submitted spec against what the service knows: tasks (built-in or uploaded data
+sets), supernet families and the kind of data each accepts, strategies, and trained supernets.
+
+A search that names ``supernet_id`` gets its space (and supernet training settings) from that
+supernet, so the stored spec says exactly what ran.
+"""
 
 from __future__ import annotations
 
-from search_spaces.spec import SearchSpec
-from supernas.errors import InvalidInputError
+from typing import Any
+
+from search_spaces.families import get_family
+from search_spaces.spec import SearchSpec, SupernetSpec
+from service.storage import Storage
+from supernas.errors import ConflictError, InvalidInputError, NotFoundError
+from supernas.states import SupernetState
 from surrogates.registry import STRATEGIES
-from workers.tasks import TASKS
+from workers.task_source import is_dataset_id
+from workers.tasks import TASK_KINDS, TASKS, task_available
 
 
-def check_registered_names(spec: SearchSpec) -> None:
-    """Raise ``InvalidInputError`` naming the field when a task or strategy is unknown."""
-    if spec.task not in TASKS:
+def _task_kind(task: str, storage: Storage, loc: tuple[str, ...]) -> str:
+    """The input kind of ``task``, raising ``InvalidInputError`` for unknown or unavailable tasks."""
+    if is_dataset_id(task):
+        try:
+            return storage.get_dataset(task).kind
+        except NotFoundError:
+            raise InvalidInputError(f"no uploaded data set with id {task!r}", loc) from None
+    if task not in TASKS:
         raise InvalidInputError(
-            f"unknown task {spec.task!r}; built-in tasks: {sorted(TASKS)}", ("body", "task")
+            f"unknown task {task!r}; built-in tasks: {sorted(TASKS)}, or an uploaded data set id (ds_...)",
+            loc,
         )
+    missing = task_available(task)
+    if missing is not None:
+        raise InvalidInputError(missing, loc)
+    return TASK_KINDS[task]
+
+
+def _check_family_takes_task(family_name: str, kind: str, task: str) -> None:
+    family = get_family(family_name)
+    if not family.accepts(kind):
+        raise InvalidInputError(
+            f"family {family.name} takes {' or '.join(sorted(family.input_kinds))} data, "
+            f"but task {task!r} is {kind} data",
+            ("body", "space", "family"),
+        )
+
+
+def check_supernet_spec(spec: SupernetSpec, storage: Storage) -> None:
+    kind = _task_kind(spec.task, storage, ("body", "task"))
+    _check_family_takes_task(spec.space.family, kind, spec.task)
+
+
+def resolve_search_spec(spec: SearchSpec, storage: Storage) -> SearchSpec:
+    """Check every name in ``spec``; with ``supernet_id``, fill in the supernet's space and training."""
     if spec.strategy not in STRATEGIES:
         raise InvalidInputError(
             f"unknown strategy {spec.strategy!r}; available: {sorted(STRATEGIES)}", ("body", "strategy")
         )
+    kind = _task_kind(spec.task, storage, ("body", "task"))
+    if spec.supernet_id is not None:
+        spec = _with_supernet(spec, storage)
+    _check_family_takes_task(spec.arch_space.family, kind, spec.task)
+    return spec
+
+
+def _with_supernet(spec: SearchSpec, storage: Storage) -> SearchSpec:
+    assert spec.supernet_id is not None
+    loc = ("body", "supernet_id")
+    try:
+        supernet = storage.get_supernet(spec.supernet_id)
+    except NotFoundError:
+        raise InvalidInputError(f"no supernet with id {spec.supernet_id!r}", loc) from None
+    if supernet.state is not SupernetState.READY:
+        raise ConflictError(
+            f"supernet {supernet.id} is {supernet.state.value} ({supernet.state_reason}); "
+            "a search can use it once it is ready"
+        )
+    trained = SupernetSpec.model_validate(supernet.spec)
+    if spec.task != trained.task:
+        raise InvalidInputError(
+            f"supernet {supernet.id} was trained on task {trained.task!r}, not {spec.task!r}",
+            ("body", "task"),
+        )
+    if spec.space is not None and spec.space != trained.space:
+        raise InvalidInputError(
+            f"space differs from the space supernet {supernet.id} was trained on; omit 'space' to use it",
+            ("body", "space"),
+        )
+    if "supernet" in spec.model_fields_set and spec.supernet != trained.training:
+        raise InvalidInputError(
+            f"supernet training settings differ from those of supernet {supernet.id}; omit 'supernet'",
+            ("body", "supernet"),
+        )
+    resolved: dict[str, Any] = spec.model_dump(mode="json")
+    resolved["space"] = trained.space.model_dump(mode="json")
+    resolved["supernet"] = trained.training.model_dump(mode="json")
+    return SearchSpec.model_validate(resolved)

@@ -38,3 +38,10 @@ class SchemaMismatchError(SupernasError):
     """The database carries a schema revision this version of supernas does not know."""
 
     title = "Unknown database schema"
+
+
+class PayloadTooLargeError(SupernasError):
+    """A request body (an upload) is larger than the service accepts."""
+
+    status_code = 413
+    title = "Payload too large"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from supernas.states import SearchState, TrialState
+from supernas.states import SearchState, SupernetState, TrialState
 
 JSONDict = dict[str, Any]
 T = TypeVar("T")
@@ -24,6 +24,43 @@ class SearchRecord:
     finished_at: datetime | None
     cancel_requested: bool = False
     attempt: int = 0
+    supernet_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SupernetRecord:
+    """A weight-sharing supernet: trained on its own or implicitly by the search ``search_id``."""
+
+    id: str
+    name: str
+    spec: JSONDict  # a SupernetSpec: task, space, training, seed
+    state: SupernetState
+    state_reason: str | None
+    family: str
+    task: str
+    data_fingerprint: str | None
+    summary: JSONDict | None  # what training reported: config, history, metrics
+    search_id: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """An uploaded data set; its arrays live in the artifact store, never in the database."""
+
+    id: str
+    name: str
+    format: str
+    kind: str
+    input_shape: tuple[int, ...]
+    num_examples: int
+    num_classes: int
+    label_names: tuple[str, ...]
+    fingerprint: str
+    size_bytes: int
+    created_at: datetime
 
 
 @dataclass(frozen=True)

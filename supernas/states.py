@@ -34,4 +34,16 @@ class TrialState(StrEnum):
         return self not in (TrialState.PENDING, TrialState.RUNNING)
 
 
+class SupernetState(StrEnum):
+    QUEUED = "queued"
+    TRAINING = "training"
+    READY = "ready"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (SupernetState.READY, SupernetState.FAILED, SupernetState.CANCELED)
+
+
 _TERMINAL_SEARCH_STATES = frozenset({SearchState.SUCCEEDED, SearchState.FAILED, SearchState.CANCELED})

@@ -6,7 +6,6 @@ to the ``SearchListener`` (the service), never to the database directly.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -14,25 +13,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from search_spaces.spec import SearchSpec
 from supernas.objectives import Direction
 from supernas.records import Observation
-from supernas.states import SearchState
+from supernas.states import SearchState, SupernetState
 from surrogates.registry import make_strategy
 from surrogates.strategy import SearchProblem
 from workers.listener import SearchListener
 from workers.searcher import StrategySearcher
-from workers.supernet_training import SupernetPaths, train_supernet
+from workers.supernet_job import run_supernet_training
 from workers.trial import evaluate_subnet
 from workers.tune_callbacks import CancelStopper, ListenerCallback
 
 log = logging.getLogger(__name__)
 
-_POLL_S = 0.5
+
+def supernet_dir(artifacts_root: str | Path, supernet_id: str) -> Path:
+    return Path(artifacts_root) / "supernets" / supernet_id
 
 
 @dataclass(frozen=True)
@@ -47,21 +47,19 @@ class SearchJob:
     first_number: int = 0
     trials_to_run: int = 0
     elapsed_s: float = 0.0
+    supernet_id: str | None = None
 
     @property
     def supernet_dir(self) -> Path:
-        return Path(self.artifacts_root) / "searches" / self.search_id / "supernet"
+        if self.supernet_id is None:  # searches created before supernets were a resource
+            return Path(self.artifacts_root) / "searches" / self.search_id / "supernet"
+        return supernet_dir(self.artifacts_root, self.supernet_id)
 
 
 @dataclass(frozen=True)
 class SearchOutcome:
     state: SearchState
     reason: str | None
-
-
-@ray.remote(max_retries=0)
-def _train_supernet_task(spec: dict[str, Any], root: str, num_threads: int) -> dict[str, Any]:
-    return train_supernet(spec, root, num_threads)
 
 
 def _scheduler(spec: SearchSpec) -> TrialScheduler:
@@ -77,34 +75,21 @@ def _scheduler(spec: SearchSpec) -> TrialScheduler:
 
 
 def _train(job: SearchJob, listener: SearchListener, is_canceled: Callable[[], bool]) -> SearchOutcome | None:
-    """Train the supernet on Ray, relaying its progress; returns an outcome only if the search ends here."""
-    paths = SupernetPaths(job.supernet_dir)
-    cpus = max(1, min(2, int(ray.cluster_resources().get("CPU", 1))))
-    ref = _train_supernet_task.options(num_cpus=cpus).remote(job.spec, str(paths.root), cpus)
-    listener.progress("training supernet")
-    last_progress = None
-    while not ray.wait([ref], timeout=_POLL_S)[0]:
-        if is_canceled():
-            ray.cancel(ref, force=True)
-            return SearchOutcome(SearchState.CANCELED, "canceled during supernet training")
-        if paths.progress.exists():
-            progress = json.loads(paths.progress.read_text())
-            if progress != last_progress:
-                last_progress = progress
-                listener.progress(
-                    f"training supernet: epoch {progress['epoch']}/{progress['epochs']}, "
-                    f"val accuracy largest {progress['largest_val_accuracy']:.3f}, "
-                    f"smallest {progress['smallest_val_accuracy']:.3f}"
-                )
-    try:
-        summary = ray.get(ref)
-    except Exception as exc:  # the task's own error, re-raised by Ray
-        log.exception("supernet training failed for search %s", job.search_id)
-        return SearchOutcome(SearchState.FAILED, f"supernet training failed: {exc}"[:2000])
-    listener.progress(
-        f"supernet trained: val accuracy largest {summary['largest_val_accuracy']:.3f}, "
-        f"smallest {summary['smallest_val_accuracy']:.3f}; evaluating sub-networks"
+    """Train (or reuse) the search's supernet on Ray; returns an outcome only if the search ends here."""
+    spec = SearchSpec.model_validate(job.spec)
+    outcome = run_supernet_training(
+        spec.supernet_spec().model_dump(mode="json"),
+        job.supernet_dir,
+        job.artifacts_root,
+        listener,
+        is_canceled,
     )
+    listener.supernet_finished(outcome.state.value, outcome.reason, outcome.summary)
+    if outcome.state is SupernetState.CANCELED:
+        return SearchOutcome(SearchState.CANCELED, outcome.reason)
+    if outcome.state is not SupernetState.READY:
+        return SearchOutcome(SearchState.FAILED, outcome.reason)
+    listener.progress(f"{outcome.reason}; evaluating sub-networks")
     return None
 
 
@@ -150,6 +135,7 @@ def run_search(job: SearchJob, listener: SearchListener, is_canceled: Callable[[
         "search_id": job.search_id,
         "artifacts_root": job.artifacts_root,
         "supernet_dir": str(job.supernet_dir),
+        "supernet_id": job.supernet_id,
     }
     trainable = tune.with_resources(tune.with_parameters(evaluate_subnet, job=job_params), {"cpu": 1})
     tuner = tune.Tuner(

@@ -14,6 +14,12 @@ class SearchListener(Protocol):
     def progress(self, message: str) -> None:
         """A human-readable progress line for the search (e.g. supernet training epochs)."""
 
+    def supernet_progress(self, message: str) -> None:
+        """Progress of the search's supernet training (also shown as the search's progress)."""
+
+    def supernet_finished(self, state: str, reason: str, summary: dict[str, Any] | None) -> None:
+        """The search's supernet is trained (``ready``, with its summary) or failed."""
+
     def trial_created(self, number: int, config: dict[str, Any], suggestion: dict[str, Any]) -> None:
         """A new trial; ``suggestion`` is what the strategy predicted for its config."""
 

@@ -1,8 +1,9 @@
 """The Ray Tune trainable of one trial: inherit a sub-network, measure it, fine-tune it rung by rung.
 
 Each report is one fidelity (fine-tuning epochs done, 0 = inherited weights after BatchNorm
-recalibration). A trial that reaches the last rung exports its model before its last report,
-so a model exists exactly for trials that ran to the end.
+recalibration). A trial that reaches the last rung exports its model (TorchScript and ONNX, verified
+against PyTorch with ONNX Runtime) before its last report, so a model exists exactly for trials that
+ran to the end; its manifest also records the test-split accuracy, which no strategy ever sees.
 """
 
 from __future__ import annotations
@@ -10,17 +11,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from ray import tune
 
-from search_spaces.elastic_cnn import count_params
-from search_spaces.elastic_cnn_space import CNNArch
 from search_spaces.spec import SearchSpec
+from supernas.objectives import COST_METRICS
+from workers.costs import measure_costs
 from workers.export import export_subnet
-from workers.latency import measure_latency_ms
 from workers.supernet_training import SupernetPaths, load_supernet
-from workers.tasks import TaskData, load_task
+from workers.task_source import load_task_data
+from workers.tasks import TaskData
 from workers.training import accuracy, finetune_epoch, recalibrate_batchnorm
+
+VERIFY_EXAMPLES = 64
 
 
 def trial_dir(artifacts_root: str, search_id: str, number: int) -> Path:
@@ -38,11 +42,20 @@ def _violations(spec: SearchSpec, metrics: dict[str, Any]) -> str | None:
     return "; ".join(reasons) or None
 
 
+def _finetune_data(spec: SearchSpec, task: TaskData, number: int) -> tuple[np.ndarray, np.ndarray]:
+    n = spec.fidelity.max_train_examples
+    if n is None or n >= len(task.x_train):
+        return task.x_train, task.y_train
+    idx = np.random.default_rng(spec.seed * 100_003 + number).choice(len(task.x_train), n, replace=False)
+    return task.x_train[np.sort(idx)], task.y_train[np.sort(idx)]
+
+
 def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
     """Tune function trainable; ``config`` = {"number", "params"}, ``job`` = static search settings.
 
-    Latency and parameter count are final from the first report, so constraints on them stop an
-    infeasible trial before any fine-tuning; a constraint on accuracy is checked at the last rung.
+    Cost metrics (latency, parameters, MACs, bytes, memory) are final from the first report, so
+    constraints on them stop an infeasible trial before any fine-tuning; a constraint on accuracy is
+    checked at the last rung.
     """
     torch.set_num_threads(1)
     spec = SearchSpec.model_validate(job["spec"])
@@ -50,30 +63,34 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
     params_config = spec.param_space().validate(config["params"])
     arch = spec.arch_of(params_config)
     settings = spec.finetune_settings(params_config)
-    task = load_task(spec.task)
+    task = load_task_data(spec.task, job["artifacts_root"])
     torch.manual_seed(spec.seed * 100_003 + number)
     generator = torch.Generator().manual_seed(spec.seed * 100_003 + number)
+    x_tune, y_tune = _finetune_data(spec, task, number)
 
     supernet = load_supernet(SupernetPaths(Path(job["supernet_dir"])))
     model = supernet.extract(arch)
     del supernet
     recalibrate_batchnorm(model, task.x_train)
-    costs = {"latency_ms": measure_latency_ms(model, task.input_shape), "params": count_params(model)}
+    costs = measure_costs(model, task.input_shape).as_dict()
     optimizer = _optimizer(model, settings)
 
     for epoch in range(spec.max_fidelity + 1):
         if epoch > 0:
-            finetune_epoch(
-                model, task.x_train, task.y_train, optimizer, settings["finetune_batch_size"], generator
-            )
+            finetune_epoch(model, x_tune, y_tune, optimizer, settings["finetune_batch_size"], generator)
         metrics = {"accuracy": accuracy(model, task.x_val, task.y_val), **costs}
         last = epoch == spec.max_fidelity
-        infeasible = _violations(spec, metrics if last else costs)
+        known = metrics if last else {k: v for k, v in costs.items() if k in COST_METRICS}
+        infeasible = _violations(spec, known)
         artifact_dir = None
         if last and infeasible is None:
             out = trial_dir(job["artifacts_root"], job["search_id"], number)
+            test_accuracy = accuracy(model, task.x_test, task.y_test)
             manifest = _manifest(spec, job, number, arch, params_config, settings, metrics, epoch, task)
-            export_subnet(model, out, manifest)
+            manifest["test_accuracy"] = test_accuracy
+            export_subnet(
+                model, out, manifest, input_shape=task.input_shape, verify_inputs=task.x_val[:VERIFY_EXAMPLES]
+            )
             artifact_dir = str(out)
         report = {"number": number, "fidelity": epoch, **metrics, "artifact_dir": artifact_dir}
         tune.report(report | ({"infeasible": infeasible} if infeasible else {}))
@@ -85,7 +102,7 @@ def _manifest(
     spec: SearchSpec,
     job: dict[str, Any],
     number: int,
-    arch: CNNArch,
+    arch: Any,
     params_config: dict[str, Any],
     settings: dict[str, Any],
     metrics: dict[str, Any],
@@ -93,13 +110,15 @@ def _manifest(
     task: TaskData,
 ) -> dict[str, Any]:
     return {
-        "format_version": 1,
+        "format_version": 2,
         "search_id": job["search_id"],
         "trial_number": number,
-        "family": spec.space.family,
+        "supernet_id": job.get("supernet_id"),
+        "family": spec.arch_space.family,
         "architecture": arch.to_config(),
         "config": params_config,
         "task": spec.task,
+        "input_kind": task.kind,
         "input_shape": [1, *task.input_shape],
         "num_classes": task.num_classes,
         "preprocessing": task.preprocessing,

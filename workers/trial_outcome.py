@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from supernas.objectives import Metric
 from supernas.states import TrialState
 
-METRIC_KEYS = ("accuracy", "latency_ms", "params")
+# Every metric a strategy may optimise, plus the thread count the latencies were measured with.
+METRIC_KEYS = (*(m.value for m in Metric), "latency_threads")
 
 
 def observed_metrics(result: dict[str, Any]) -> dict[str, Any]:

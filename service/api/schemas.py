@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from supernas.records import SearchRecord, TrialRecord, TrialReport
+from supernas.records import DatasetRecord, SearchRecord, SupernetRecord, TrialRecord, TrialReport
 
 
 def json_safe(value: Any) -> Any:
@@ -40,6 +40,7 @@ class SearchOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     spec: dict[str, Any]
+    supernet_id: str | None
     trial_counts: dict[str, int]
     best: dict[str, BestValue]
     best_trial: int | None
@@ -62,6 +63,7 @@ class SearchOut(BaseModel):
             started_at=record.started_at,
             finished_at=record.finished_at,
             spec=record.spec,
+            supernet_id=record.supernet_id,
             trial_counts=counts,
             best=best,
             best_trial=best_trial,
@@ -137,3 +139,87 @@ class ParetoOut(BaseModel):
     search_id: str
     objectives: list[ObjectiveOut]
     trials: list[TrialOut]
+
+
+class SupernetOut(BaseModel):
+    id: str
+    name: str
+    state: str
+    state_reason: str | None
+    family: str
+    task: str
+    data_fingerprint: str | None
+    spec: dict[str, Any]
+    training: dict[str, Any]
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    search_id: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def build(cls, record: SupernetRecord) -> SupernetOut:
+        summary = record.summary or {}
+        metrics = {
+            k: summary[k]
+            for k in ("largest_val_accuracy", "smallest_val_accuracy", "chance_accuracy", "epochs")
+            if k in summary
+        }
+        return cls(
+            id=record.id,
+            name=record.name,
+            state=record.state.value,
+            state_reason=record.state_reason,
+            family=record.family,
+            task=record.task,
+            data_fingerprint=record.data_fingerprint,
+            spec=record.spec,
+            training=record.spec.get("training", {}),
+            metrics=json_safe(metrics),
+            history=json_safe(summary.get("history", [])),
+            search_id=record.search_id,
+            created_at=record.created_at,
+            finished_at=record.finished_at,
+        )
+
+
+class SupernetPage(BaseModel):
+    items: list[SupernetOut]
+    next_page_token: str | None
+    total: int
+
+
+class DatasetOut(BaseModel):
+    id: str
+    name: str
+    format: str
+    kind: str
+    input_shape: list[int]
+    num_examples: int
+    num_classes: int
+    label_names: list[str]
+    fingerprint: str
+    size_bytes: int
+    created_at: datetime
+
+    @classmethod
+    def build(cls, record: DatasetRecord) -> DatasetOut:
+        return cls(
+            id=record.id,
+            name=record.name,
+            format=record.format,
+            kind=record.kind,
+            input_shape=list(record.input_shape),
+            num_examples=record.num_examples,
+            num_classes=record.num_classes,
+            label_names=list(record.label_names),
+            fingerprint=record.fingerprint,
+            size_bytes=record.size_bytes,
+            created_at=record.created_at,
+        )
+
+
+class DatasetPage(BaseModel):
+    items: list[DatasetOut]
+    next_page_token: str | None
+    total: int

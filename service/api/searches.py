@@ -21,7 +21,7 @@ from service.api.schemas import (
 )
 from service.dispatch import Dispatcher
 from service.results import best_values, pareto_front
-from service.spec_validation import check_registered_names
+from service.spec_validation import resolve_search_spec
 from service.storage import Storage
 from supernas.errors import ConflictError, NotFoundError
 from supernas.records import SearchRecord
@@ -67,10 +67,16 @@ def create_search(
     response: Response,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> SearchOut:
-    """Queue a new search. The same ``Idempotency-Key`` returns the first search (200) instead."""
-    check_registered_names(spec)
+    """Queue a new search. The same ``Idempotency-Key`` returns the first search (200) instead.
+
+    Without ``supernet_id`` the search trains its own supernet, which is then listed under
+    ``/api/v1/supernets`` and can be reused by later searches."""
     storage = _storage(request)
-    record, created = storage.create_search(spec.model_dump(mode="json"), spec.name, idempotency_key)
+    spec = resolve_search_spec(spec, storage)
+    supernet_spec = None if spec.supernet_id else spec.supernet_spec().model_dump(mode="json")
+    record, created = storage.create_search(
+        spec.model_dump(mode="json"), spec.name, idempotency_key, supernet_spec=supernet_spec
+    )
     if not created:
         response.status_code = 200
     request.app.state.dispatcher.wake()

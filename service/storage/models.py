@@ -26,8 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from service.storage.json_type import JSONWithNonFinite
-from supernas.records import SearchRecord, TrialRecord, TrialReport
-from supernas.states import SearchState, TrialState
+from supernas.records import DatasetRecord, SearchRecord, SupernetRecord, TrialRecord, TrialReport
+from supernas.states import SearchState, SupernetState, TrialState
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -73,6 +73,7 @@ class SearchRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    supernet_id: Mapped[str | None] = mapped_column(String(40))
 
     def to_record(self) -> SearchRecord:
         return SearchRecord(
@@ -86,6 +87,7 @@ class SearchRow(Base):
             finished_at=optional_utc(self.finished_at),
             cancel_requested=self.cancel_requested,
             attempt=self.attempt,
+            supernet_id=self.supernet_id,
         )
 
 
@@ -146,5 +148,77 @@ class TrialReportRow(Base):
             step=self.step,
             fidelity=self.fidelity,
             metrics=self.metrics,
+            created_at=aware_utc(self.created_at),
+        )
+
+
+class SupernetRow(Base):
+    __tablename__ = "supernets"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONWithNonFinite)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    state_reason: Mapped[str | None] = mapped_column(Text)
+    family: Mapped[str] = mapped_column(String(64))
+    task: Mapped[str] = mapped_column(String(200))
+    data_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONWithNonFinite)
+    search_id: Mapped[str | None] = mapped_column(String(32))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    def to_record(self) -> SupernetRecord:
+        return SupernetRecord(
+            id=self.id,
+            name=self.name,
+            spec=self.spec,
+            state=SupernetState(self.state),
+            state_reason=self.state_reason,
+            family=self.family,
+            task=self.task,
+            data_fingerprint=self.data_fingerprint,
+            summary=self.summary,
+            search_id=self.search_id,
+            created_at=aware_utc(self.created_at),
+            finished_at=optional_utc(self.finished_at),
+            attempt=self.attempt,
+        )
+
+
+class DatasetRow(Base):
+    __tablename__ = "datasets"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    format: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    input_shape: Mapped[list[int]] = mapped_column(JSONWithNonFinite)
+    num_examples: Mapped[int] = mapped_column(Integer)
+    num_classes: Mapped[int] = mapped_column(Integer)
+    label_names: Mapped[list[str]] = mapped_column(JSONWithNonFinite)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def to_record(self) -> DatasetRecord:
+        return DatasetRecord(
+            id=self.id,
+            name=self.name,
+            format=self.format,
+            kind=self.kind,
+            input_shape=tuple(self.input_shape),
+            num_examples=self.num_examples,
+            num_classes=self.num_classes,
+            label_names=tuple(self.label_names),
+            fingerprint=self.fingerprint,
+            size_bytes=self.size_bytes,
             created_at=aware_utc(self.created_at),
         )

@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service.storage.datasets import DatasetStore
 from service.storage.engine import make_engine
 from service.storage.migrate import upgrade_schema
 from service.storage.models import SearchRow, TrialRow, utcnow
@@ -26,6 +27,7 @@ from service.storage.queries import (
     encode_token,
     search_row,
 )
+from service.storage.supernets import SupernetStore, new_supernet_row
 from service.storage.trials import TrialStore
 from supernas.errors import ConflictError
 from supernas.records import Page, SearchRecord
@@ -35,8 +37,8 @@ _ACTIVE_SEARCHES = (SearchState.RUNNING.value, SearchState.STOPPING.value)
 _CANCELABLE_AT_ONCE = (SearchState.QUEUED.value, SearchState.PAUSED.value)
 
 
-class Storage(TrialStore):
-    """Searches, trials and their reports in a SQLAlchemy database (SQLite file or PostgreSQL)."""
+class Storage(TrialStore, SupernetStore, DatasetStore):
+    """Searches, trials, supernets and data sets in a SQLAlchemy database (SQLite file or PostgreSQL)."""
 
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
@@ -56,20 +58,35 @@ class Storage(TrialStore):
     # searches
 
     def create_search(
-        self, spec: dict[str, Any], name: str, idempotency_key: str | None = None
+        self,
+        spec: dict[str, Any],
+        name: str,
+        idempotency_key: str | None = None,
+        supernet_spec: dict[str, Any] | None = None,
     ) -> tuple[SearchRecord, bool]:
-        """Queue a new search; with an already used ``idempotency_key``, return that search and False."""
+        """Queue a new search; with an already used ``idempotency_key``, return that search and False.
+
+        The search uses the trained supernet named in ``spec["supernet_id"]``, or else (given
+        ``supernet_spec``) a new supernet record is created with it, which the search trains.
+        """
         if idempotency_key is not None and (found := self._search_by_key(idempotency_key)) is not None:
             return found, False
         try:
             with Session(self.engine) as s, s.begin():
+                search_id = uuid4().hex
+                supernet_id = spec.get("supernet_id")
+                if supernet_id is None and supernet_spec is not None:
+                    supernet = new_supernet_row(supernet_spec, search_id=search_id)
+                    s.add(supernet)
+                    supernet_id = supernet.id
                 row = SearchRow(
-                    id=uuid4().hex,
+                    id=search_id,
                     name=name,
                     spec=spec,
                     state=SearchState.QUEUED.value,
                     state_reason="waiting for a dispatcher",
                     idempotency_key=idempotency_key,
+                    supernet_id=supernet_id,
                 )
                 s.add(row)
                 s.flush()

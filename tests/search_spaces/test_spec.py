@@ -37,12 +37,14 @@ def test_defaults_fill_in_a_minimal_spec() -> None:
     spec = SearchSpec.model_validate(_base())
     assert spec.strategy == "random"
     assert spec.budget.max_trials > 0
-    assert spec.space.size == 3**2 * 3 * 2
+    assert spec.space.size == 3**2 * 3 * 2 * 2  # depth per stage, width, kernel, expand ratio
 
 
 def test_unknown_family_names_the_field() -> None:
     payload = _base() | {"space": {"family": "transformer_xl"}}
     assert ("space", "family") in _error_locs(payload)
+    with pytest.raises(ValidationError, match="unknown supernet family 'transformer_xl'; known families"):
+        SearchSpec.model_validate(payload)
 
 
 def test_negative_budget_names_the_field() -> None:
@@ -101,13 +103,14 @@ def test_per_block_kernels_exist_only_for_blocks_the_depth_includes() -> None:
     assert names["kernel_s0_b0"].condition is None
     assert names["kernel_s1_b2"].condition.values == (3,)
     arch = space.arch_from_config(
-        {"depth_s0": 1, "depth_s1": 3, "width_mult": 0.5, "kernel_s0_b0": 5}
+        {"depth_s0": 1, "depth_s1": 3, "width_mult": 0.5, "expand_ratio": 2, "kernel_s0_b0": 5}
         | {"kernel_s1_b0": 3, "kernel_s1_b1": 5, "kernel_s1_b2": 3}
     )
     assert arch.block_kernels == ((5,), (3, 5, 3))
     assert space.config_from_arch(arch)["kernel_s1_b1"] == 5
-    # 3 depths per stage, each block's kernel chosen from 2: (2 + 4 + 8)^2 kernel-depth combos x 3 widths
-    assert space.size == (2 + 4 + 8) ** 2 * 3
+    # 3 depths per stage, each block's kernel chosen from 2: (2 + 4 + 8)^2 kernel-depth combos
+    # x 3 widths x 2 expand ratios
+    assert space.size == (2 + 4 + 8) ** 2 * 3 * 2
 
 
 def test_hyperparameters_and_constraints() -> None:

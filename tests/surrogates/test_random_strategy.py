@@ -47,7 +47,9 @@ def test_resume_from_history_gives_the_same_next_config() -> None:
 
 
 def test_no_repeats_until_the_space_is_exhausted() -> None:
-    space = ElasticCNNSpace(stage_channels=[8], depth=[1, 2], width_mult=[0.5, 1.0], kernel_size=[3])
+    space = ElasticCNNSpace(
+        stage_channels=[8], depth=[1, 2], width_mult=[0.5, 1.0], kernel_size=[3], expand_ratio=[2]
+    )
     assert space.size == 4
     keys = [config_key(c) for c in _run(space, 0, 6)]
     assert len(set(keys[:4])) == 4
@@ -55,7 +57,9 @@ def test_no_repeats_until_the_space_is_exhausted() -> None:
 
 
 def test_a_batch_avoids_pending_configs_and_itself() -> None:
-    space = ElasticCNNSpace(stage_channels=[8], depth=[1, 2], width_mult=[0.5, 1.0], kernel_size=[3])
+    space = ElasticCNNSpace(
+        stage_channels=[8], depth=[1, 2], width_mult=[0.5, 1.0], kernel_size=[3], expand_ratio=[2]
+    )
     strategy = make_strategy("random", _problem(space), 0)
     pending = [strategy.ask([], [], 1)[0].config]
     batch = strategy.ask([], pending, 3)

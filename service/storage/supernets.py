@@ -1,0 +1,146 @@
+"""Storage of trained supernets: create, list, claim for training, record progress and the result.
+
+A supernet either belongs to the search that trained it implicitly (``search_id`` set; that search's
+driver trains it) or was requested on its own (``POST /api/v1/supernets``; the dispatcher claims it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.storage.models import SupernetRow, utcnow
+from service.storage.queries import NO_SYNC, check_page_size, decode_token, encode_token
+from supernas.errors import NotFoundError
+from supernas.records import Page, SupernetRecord
+from supernas.states import SupernetState
+
+SUPERNET_PREFIX = "sn_"
+
+
+def new_supernet_id() -> str:
+    return SUPERNET_PREFIX + uuid4().hex
+
+
+def new_supernet_row(
+    spec: dict[str, Any], search_id: str | None = None, idempotency_key: str | None = None
+) -> SupernetRow:
+    return SupernetRow(
+        id=new_supernet_id(),
+        name=spec.get("name", "supernet"),
+        spec=spec,
+        state=SupernetState.QUEUED.value,
+        state_reason="waiting for training",
+        family=spec["space"]["family"],
+        task=spec["task"],
+        search_id=search_id,
+        idempotency_key=idempotency_key,
+    )
+
+
+def supernet_row(s: Session, supernet_id: str) -> SupernetRow:
+    row = s.scalar(select(SupernetRow).where(SupernetRow.id == supernet_id))
+    if row is None:
+        raise NotFoundError(f"no supernet with id {supernet_id!r}")
+    return row
+
+
+class SupernetStore:
+    engine: Engine
+
+    def create_supernet(
+        self, spec: dict[str, Any], idempotency_key: str | None = None
+    ) -> tuple[SupernetRecord, bool]:
+        """Queue a supernet for training; an already used ``idempotency_key`` returns that one and False."""
+        if idempotency_key is not None and (found := self._supernet_by_key(idempotency_key)) is not None:
+            return found, False
+        try:
+            with Session(self.engine) as s, s.begin():
+                row = new_supernet_row(spec, idempotency_key=idempotency_key)
+                s.add(row)
+                s.flush()
+                return row.to_record(), True
+        except IntegrityError:
+            found = self._supernet_by_key(idempotency_key) if idempotency_key is not None else None
+            if found is None:
+                raise
+            return found, False
+
+    def _supernet_by_key(self, idempotency_key: str) -> SupernetRecord | None:
+        with Session(self.engine) as s, s.begin():
+            row = s.scalar(select(SupernetRow).where(SupernetRow.idempotency_key == idempotency_key))
+            return None if row is None else row.to_record()
+
+    def get_supernet(self, supernet_id: str) -> SupernetRecord:
+        with Session(self.engine) as s, s.begin():
+            return supernet_row(s, supernet_id).to_record()
+
+    def list_supernets(
+        self, page_size: int, page_token: str | None = None, task: str | None = None
+    ) -> Page[SupernetRecord]:
+        """Newest first, keyset-paged; optionally only those trained on ``task``."""
+        check_page_size(page_size)
+        before = decode_token(page_token, "before")
+        filters = [] if task is None else [SupernetRow.task == task]
+        stmt = select(SupernetRow).where(*filters).order_by(SupernetRow.pk.desc()).limit(page_size + 1)
+        if before is not None:
+            stmt = stmt.where(SupernetRow.pk < before)
+        with Session(self.engine) as s, s.begin():
+            rows = list(s.scalars(stmt))
+            total = s.scalar(select(func.count()).select_from(SupernetRow).where(*filters)) or 0
+            token = encode_token({"before": rows[page_size - 1].pk}) if len(rows) > page_size else None
+            return Page([row.to_record() for row in rows[:page_size]], token, total)
+
+    def claim_next_queued_supernet(self) -> SupernetRecord | None:
+        """Move the oldest queued stand-alone supernet to training (a search trains its own)."""
+        while True:
+            with Session(self.engine) as s, s.begin():
+                queued = (SupernetRow.state == SupernetState.QUEUED.value, SupernetRow.search_id.is_(None))
+                found = s.scalar(select(SupernetRow.id).where(*queued).order_by(SupernetRow.pk).limit(1))
+                if found is None:
+                    return None
+                claimed = s.execute(
+                    update(SupernetRow)
+                    .where(SupernetRow.id == found, *queued)
+                    .values(
+                        state=SupernetState.TRAINING.value,
+                        state_reason="claimed by dispatcher",
+                        attempt=SupernetRow.attempt + 1,
+                        updated_at=utcnow(),
+                    ),
+                    execution_options=NO_SYNC,
+                )
+                if claimed.rowcount == 1:
+                    return supernet_row(s, found).to_record()
+
+    def set_supernet_state(
+        self,
+        supernet_id: str,
+        state: SupernetState,
+        reason: str | None,
+        summary: dict[str, Any] | None = None,
+    ) -> SupernetRecord:
+        with Session(self.engine) as s, s.begin():
+            row = supernet_row(s, supernet_id)
+            row.state, row.state_reason = state.value, reason
+            row.finished_at = utcnow() if state.is_terminal else None
+            if summary is not None:
+                row.summary = summary
+                row.data_fingerprint = summary.get("data_fingerprint")
+            return row.to_record()
+
+    def recover_interrupted_supernets(self) -> list[str]:
+        """After a restart: stand-alone supernets that were training are queued again (they resume)."""
+        with Session(self.engine) as s, s.begin():
+            rows = s.scalars(
+                select(SupernetRow).where(
+                    SupernetRow.state == SupernetState.TRAINING.value, SupernetRow.search_id.is_(None)
+                )
+            ).all()
+            for row in rows:
+                row.state, row.state_reason = SupernetState.QUEUED.value, "requeued after service restart"
+            return [row.id for row in rows]

@@ -1,0 +1,210 @@
+"""Supernets and data sets over the HTTP API in-process (dispatcher off): create, validate, list, reuse."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from supernas.states import SupernetState
+
+CNN_SPACE = {"family": "elastic_cnn", "stage_channels": [8, 16], "depth": [1, 2]}
+OBJECTIVES = [{"metric": "accuracy", "direction": "maximize"}, {"metric": "macs", "direction": "minimize"}]
+
+
+@pytest.fixture
+def app_and_client(database_url: str, tmp_path: Path) -> Iterator[tuple[object, TestClient]]:
+    settings = Settings(
+        database_url=database_url, data_dir=tmp_path, run_dispatcher=False, max_upload_bytes=200_000
+    )
+    app = create_app(settings)
+    with TestClient(app) as test_client:
+        yield app, test_client
+
+
+@pytest.fixture
+def client(app_and_client: tuple[object, TestClient]) -> TestClient:
+    return app_and_client[1]
+
+
+def _problem(response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    return response.json()
+
+
+def _npz(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+# --- supernets ---------------------------------------------------------------------------------
+
+
+def test_a_search_without_supernet_id_creates_its_supernet_record(client: TestClient) -> None:
+    search = client.post(
+        "/api/v1/searches", json={"task": "digits", "space": CNN_SPACE, "objectives": OBJECTIVES}
+    )
+    assert search.status_code == 201, search.text
+    supernet_id = search.json()["supernet_id"]
+    assert supernet_id.startswith("sn_")
+    supernet = client.get(f"/api/v1/supernets/{supernet_id}").json()
+    assert supernet["search_id"] == search.json()["id"]
+    assert supernet["family"] == "elastic_cnn" and supernet["task"] == "digits"
+    assert supernet["state"] == "queued"
+    assert supernet["training"]["method"] == "sandwich"
+
+
+def test_create_list_and_get_a_supernet(client: TestClient) -> None:
+    body = {"name": "mlp-wine", "task": "wine", "space": {"family": "elastic_mlp"}, "training": {"epochs": 3}}
+    created = client.post("/api/v1/supernets", json=body, headers={"Idempotency-Key": "sn-1"})
+    assert created.status_code == 201, created.text
+    again = client.post("/api/v1/supernets", json=body, headers={"Idempotency-Key": "sn-1"})
+    assert again.status_code == 200 and again.json()["id"] == created.json()["id"]
+    record = created.json()
+    assert record["state"] == "queued" and record["family"] == "elastic_mlp"
+    assert record["spec"]["training"]["epochs"] == 3
+    listed = client.get("/api/v1/supernets", params={"task": "wine"}).json()
+    assert [s["id"] for s in listed["items"]] == [record["id"]] and listed["total"] == 1
+    assert client.get("/api/v1/supernets", params={"task": "digits"}).json()["total"] == 0
+    _problem(client.get("/api/v1/supernets/sn_nothex"), 404)
+    _problem(client.get("/api/v1/supernets/sn_" + "0" * 32), 404)
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "words"),
+    [
+        ({"task": "wine", "space": {"family": "elastic_cnn"}}, "space.family", "takes image data"),
+        ({"task": "digits", "space": {"family": "elastic_transformer"}}, "space.family", "takes sequence"),
+        ({"task": "digits", "space": {"family": "nope"}}, "space", "unknown supernet family"),
+        ({"task": "cifar", "space": {"family": "elastic_mlp"}}, "task", "unknown task"),
+        ({"task": "ds_" + "a" * 32, "space": {"family": "elastic_mlp"}}, "task", "no uploaded data set"),
+        ({"task": "wine", "space": {"family": "elastic_mlp", "width": [0]}}, "space", "width"),
+        (
+            {"task": "wine", "space": {"family": "elastic_mlp"}, "training": {"method": "darts"}},
+            "training",
+            "",
+        ),
+    ],
+)
+def test_bad_supernet_specs_get_422_naming_the_field(
+    client: TestClient, body: dict, loc: str, words: str
+) -> None:
+    problem = _problem(client.post("/api/v1/supernets", json=body), 422)
+    assert any(".".join(map(str, e["loc"])).startswith("body." + loc) for e in problem["errors"]), problem
+    assert words in problem["detail"]
+    assert client.get("/api/v1/supernets").json()["total"] == 0
+
+
+def _ready_supernet(app: object, client: TestClient) -> dict:
+    created = client.post("/api/v1/supernets", json={"task": "digits", "space": CNN_SPACE}).json()
+    storage = app.state.storage  # type: ignore[attr-defined]
+    storage.set_supernet_state(created["id"], SupernetState.READY, "trained", {"data_fingerprint": "f" * 64})
+    return created
+
+
+def test_a_search_reuses_a_ready_supernet_and_takes_its_space(
+    app_and_client: tuple[object, TestClient],
+) -> None:
+    app, client = app_and_client
+    supernet = _ready_supernet(app, client)
+    search = client.post(
+        "/api/v1/searches", json={"task": "digits", "supernet_id": supernet["id"], "objectives": OBJECTIVES}
+    )
+    assert search.status_code == 201, search.text
+    body = search.json()
+    assert body["supernet_id"] == supernet["id"]
+    assert body["spec"]["space"]["stage_channels"] == [8, 16]
+    assert body["spec"]["supernet"] == supernet["spec"]["training"]
+    assert client.get("/api/v1/supernets").json()["total"] == 1  # no new supernet
+
+
+def test_a_search_naming_a_mismatched_or_unready_supernet_is_refused(
+    app_and_client: tuple[object, TestClient],
+) -> None:
+    app, client = app_and_client
+    supernet = _ready_supernet(app, client)
+    base = {"supernet_id": supernet["id"], "objectives": OBJECTIVES}
+    problem = _problem(client.post("/api/v1/searches", json={**base, "task": "wine"}), 422)
+    assert "trained on task 'digits'" in problem["detail"]
+    other_space = {**CNN_SPACE, "depth": [1, 2, 3]}
+    problem = _problem(
+        client.post("/api/v1/searches", json={**base, "task": "digits", "space": other_space}), 422
+    )
+    assert "space differs" in problem["detail"]
+    problem = _problem(
+        client.post("/api/v1/searches", json={**base, "task": "digits", "supernet": {"epochs": 99}}), 422
+    )
+    assert "training settings differ" in problem["detail"]
+    queued = client.post("/api/v1/supernets", json={"task": "digits", "space": CNN_SPACE}).json()
+    problem = _problem(
+        client.post("/api/v1/searches", json={**base, "task": "digits", "supernet_id": queued["id"]}), 409
+    )
+    assert "is queued" in problem["detail"]
+    problem = _problem(
+        client.post("/api/v1/searches", json={"task": "digits", "objectives": OBJECTIVES}), 422
+    )
+    assert "supernet_id" in problem["detail"]
+
+
+# --- data sets ---------------------------------------------------------------------------------
+
+
+def test_upload_a_csv_then_search_on_it(client: TestClient) -> None:
+    rows = ["a,b,label"] + [f"{i % 7},{(i * 3) % 5},{'yes' if i % 2 else 'no'}" for i in range(40)]
+    uploaded = client.post(
+        "/api/v1/datasets", params={"filename": "toy.csv", "name": "toy"}, content="\n".join(rows).encode()
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    dataset = uploaded.json()
+    assert dataset["id"].startswith("ds_") and dataset["kind"] == "tabular"
+    assert dataset["input_shape"] == [2] and dataset["num_examples"] == 40 and dataset["num_classes"] == 2
+    assert sorted(dataset["label_names"]) == ["no", "yes"]
+    assert client.get(f"/api/v1/datasets/{dataset['id']}").json() == dataset
+    assert client.get("/api/v1/datasets").json()["total"] == 1
+    search = client.post(
+        "/api/v1/searches",
+        json={"task": dataset["id"], "space": {"family": "elastic_mlp"}, "objectives": OBJECTIVES},
+    )
+    assert search.status_code == 201, search.text
+    problem = _problem(
+        client.post(
+            "/api/v1/searches", json={"task": dataset["id"], "space": CNN_SPACE, "objectives": OBJECTIVES}
+        ),
+        422,
+    )
+    assert "takes image data" in problem["detail"]
+
+
+def test_upload_an_npz_of_images(client: TestClient) -> None:
+    rng = np.random.default_rng(0)
+    content = _npz(x=rng.random((30, 1, 6, 6), dtype=np.float32), y=np.arange(30) % 3)
+    dataset = client.post("/api/v1/datasets", params={"filename": "imgs.npz"}, content=content).json()
+    assert dataset["kind"] == "image" and dataset["input_shape"] == [1, 6, 6] and dataset["num_classes"] == 3
+
+
+def test_bad_uploads_get_clear_4xx(client: TestClient) -> None:
+    pickled = _npz(x=np.array([{"a": 1}] * 20, dtype=object), y=np.arange(20) % 2)
+    problem = _problem(client.post("/api/v1/datasets", params={"filename": "p.npz"}, content=pickled), 422)
+    assert "pickle" in problem["detail"].lower() or "object" in problem["detail"].lower()
+    problem = _problem(
+        client.post("/api/v1/datasets", params={"filename": "x.csv"}, content=b"a,b\n1,2\n"), 422
+    )
+    assert "label" in problem["detail"]
+    problem = _problem(client.post("/api/v1/datasets", params={"filename": "x.exe"}, content=b"MZ"), 422)
+    assert ".npz or .csv" in problem["detail"]
+    problem = _problem(
+        client.post("/api/v1/datasets", params={"filename": "../../etc/passwd.csv"}, content=b"x"), 422
+    )
+    big = b"a,label\n" + b"1,0\n" * 60_000
+    problem = _problem(client.post("/api/v1/datasets", params={"filename": "big.csv"}, content=big), 413)
+    assert "exceeds the limit of 200000 bytes" in problem["detail"]
+    _problem(client.get("/api/v1/datasets/../x"), 404)
+    assert client.get("/api/v1/datasets").json()["total"] == 0

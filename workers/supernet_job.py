@@ -1,0 +1,93 @@
+"""Trains a supernet in a Ray task and relays its per-epoch progress; shared by searches and by
+stand-alone supernet training (``POST /api/v1/supernets``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import ray
+
+from supernas.states import SupernetState
+from workers.supernet_training import SupernetPaths, train_supernet
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 0.5
+
+
+class SupernetListener(Protocol):
+    def supernet_progress(self, message: str) -> None:
+        """A human-readable line on the training (epoch, validation accuracies)."""
+
+
+@dataclass(frozen=True)
+class SupernetOutcome:
+    state: SupernetState
+    reason: str
+    summary: dict[str, Any] | None = None
+
+
+@ray.remote(max_retries=0)
+def _train_supernet_task(
+    spec: dict[str, Any], root: str, artifacts_root: str, num_threads: int
+) -> dict[str, Any]:
+    return train_supernet(spec, root, artifacts_root, num_threads)
+
+
+def _describe(progress: dict[str, Any]) -> str:
+    return (
+        f"training supernet: epoch {progress['epoch']}/{progress['epochs']}, "
+        f"val accuracy largest {progress['largest_val_accuracy']:.3f}, "
+        f"smallest {progress['smallest_val_accuracy']:.3f}"
+    )
+
+
+def _failure_reason(exc: Exception) -> str:
+    cause = getattr(exc, "cause", None) or exc  # RayTaskError keeps the worker's exception as ``cause``
+    text = str(cause).strip().splitlines()
+    message = text[-1] if text else type(cause).__name__
+    if "collapsed" in message:
+        return message
+    return f"supernet training failed: {message}"
+
+
+def run_supernet_training(
+    spec: dict[str, Any],
+    root: Path,
+    artifacts_root: str,
+    listener: SupernetListener,
+    is_canceled: Callable[[], bool],
+) -> SupernetOutcome:
+    """Train (resume, or reuse) the supernet of ``spec`` (a SupernetSpec) under ``root`` on Ray."""
+    paths = SupernetPaths(root)
+    cpus = max(1, min(2, int(ray.cluster_resources().get("CPU", 1))))
+    ref = _train_supernet_task.options(num_cpus=cpus).remote(spec, str(root), artifacts_root, cpus)
+    listener.supernet_progress("training supernet")
+    last = None
+    while not ray.wait([ref], timeout=_POLL_S)[0]:
+        if is_canceled():
+            ray.cancel(ref, force=True)
+            return SupernetOutcome(SupernetState.CANCELED, "canceled during supernet training")
+        if paths.progress.exists():
+            try:
+                progress = json.loads(paths.progress.read_text())
+            except (OSError, ValueError):  # a file being replaced; read it next time
+                continue
+            if progress != last:
+                last = progress
+                listener.supernet_progress(_describe(progress))
+    try:
+        summary = ray.get(ref)
+    except Exception as exc:  # the task's own error, re-raised by Ray
+        log.warning("supernet training under %s failed: %s", root, exc)
+        return SupernetOutcome(SupernetState.FAILED, _failure_reason(exc)[:2000])
+    reason = (
+        f"supernet trained: val accuracy largest {summary['largest_val_accuracy']:.3f}, "
+        f"smallest {summary['smallest_val_accuracy']:.3f}"
+    )
+    return SupernetOutcome(SupernetState.READY, reason, summary)
