@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -140,6 +141,11 @@ def cancel(search_id: str, url: UrlOption = DEFAULT_URL) -> None:
         raise _fail(error) from error
 
 
+class ModelFormat(StrEnum):
+    TORCHSCRIPT = "torchscript"
+    ONNX = "onnx"
+
+
 @app.command()
 def download(
     search_id: str,
@@ -147,16 +153,19 @@ def download(
         int | None, typer.Option(help="Trial number (default: best by the first objective).")
     ] = None,
     out: Annotated[Path, typer.Option(help="Directory to write the model and manifest to.")] = Path("."),
+    model_format: Annotated[
+        ModelFormat, typer.Option("--format", help="torchscript or onnx (both verified at export).")
+    ] = ModelFormat.TORCHSCRIPT,
     url: UrlOption = DEFAULT_URL,
 ) -> None:
-    """Download a sub-network as TorchScript plus its manifest (sha256 verified)."""
+    """Download a sub-network as TorchScript or ONNX plus its manifest (sha256 verified)."""
     client = _client(url)
     try:
         number = trial if trial is not None else client.search(search_id)["best_trial"]
         if number is None:
             typer.secho("error: the search has no finished trial yet", err=True, fg="red")
             raise typer.Exit(1)
-        path, _ = client.download(search_id, number, out)
+        path, _ = client.download(search_id, number, out, model_format.value)
         typer.echo(str(path))
     except ApiError as error:
         raise _fail(error) from error

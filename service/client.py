@@ -66,17 +66,19 @@ class SupernasClient:
     def pareto(self, search_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/v1/searches/{search_id}/pareto").json()
 
-    def download(self, search_id: str, number: int, out_dir: Path) -> tuple[Path, dict[str, Any]]:
-        """Download a trial's TorchScript model and manifest; verifies the sha256 from the manifest."""
+    def download(
+        self, search_id: str, number: int, out_dir: Path, model_format: str = "torchscript"
+    ) -> tuple[Path, dict[str, Any]]:
+        """Download a trial's model (``torchscript`` or ``onnx``) and manifest; verifies the sha256."""
         base = f"/api/v1/searches/{search_id}/trials/{number}/model"
         manifest = self._call("GET", base, params={"format": "manifest"}).json()
-        payload = self._call("GET", base, params={"format": "torchscript"}).content
-        expected = manifest["files"]["torchscript"]["sha256"]
+        payload = self._call("GET", base, params={"format": model_format}).content
+        expected = manifest["files"][model_format]["sha256"]
         actual = hashlib.sha256(payload).hexdigest()
         if actual != expected:
             raise ApiError(502, {"detail": f"sha256 mismatch: manifest {expected}, downloaded {actual}"})
         out_dir.mkdir(parents=True, exist_ok=True)
-        model_path = out_dir / f"trial{number}.torchscript.pt"
+        model_path = out_dir / f"trial{number}.{'onnx' if model_format == 'onnx' else 'torchscript.pt'}"
         model_path.write_bytes(payload)
         (out_dir / f"trial{number}.manifest.json").write_text(json.dumps(manifest, indent=2))
         return model_path, manifest

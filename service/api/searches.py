@@ -26,7 +26,7 @@ from service.storage import Storage
 from supernas.errors import ConflictError, NotFoundError
 from supernas.records import SearchRecord
 from supernas.states import TrialState
-from workers.export import MANIFEST_FILE, TORCHSCRIPT_FILE
+from workers.export import MANIFEST_FILE, ONNX_FILE, TORCHSCRIPT_FILE
 
 router = APIRouter(prefix="/api/v1/searches", tags=["searches"])
 
@@ -34,6 +34,7 @@ _SEARCH_ID = re.compile(r"^[0-9a-f]{32}$")
 PageSize = Annotated[int, Query(ge=1, le=500)]
 MODEL_FORMATS = {
     "torchscript": (TORCHSCRIPT_FILE, "application/octet-stream"),
+    "onnx": (ONNX_FILE, "application/octet-stream"),
     "manifest": (MANIFEST_FILE, "application/json"),
 }
 
@@ -151,9 +152,10 @@ def download_model(
     search_id: str,
     number: int,
     request: Request,
-    format: Annotated[str, Query(pattern="^(torchscript|manifest)$")] = "torchscript",
+    format: Annotated[str, Query(pattern="^(torchscript|onnx|manifest)$")] = "torchscript",
 ) -> FileResponse:
-    """The trial's sub-network as a standalone TorchScript file, or its JSON manifest."""
+    """The trial's sub-network as a standalone TorchScript or ONNX file (both verified against
+    PyTorch before being offered), or its JSON manifest."""
     trial = _storage(request).get_trial(_checked_id(search_id), number)
     if trial.artifact_dir is None:
         why = trial.state_reason or "it has not finished"

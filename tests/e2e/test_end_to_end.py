@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 from service_process import running_service
@@ -146,6 +147,17 @@ def test_search_runs_to_the_end_and_its_best_model_runs(service: httpx.Client, t
     assert logits.shape == (len(task.y_test), 10)
     test_accuracy = float((logits.argmax(1).numpy() == task.y_test).mean())
     assert test_accuracy > 0.5  # chance is 0.1
+    assert test_accuracy == pytest.approx(manifest["test_accuracy"], abs=1.5 / len(task.y_test))
+
+    # the ONNX file, verified against PyTorch at export, runs in ONNX Runtime with the same accuracy
+    onnx_bytes = service.get(base, params={"format": "onnx"}).content
+    assert hashlib.sha256(onnx_bytes).hexdigest() == manifest["files"]["onnx"]["sha256"]
+    assert manifest["verification"]["onnx"]["passed"] is True
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    onnx_logits = session.run(None, {session.get_inputs()[0].name: task.x_test})[0]
+    assert float((onnx_logits.argmax(1) == task.y_test).mean()) == pytest.approx(
+        test_accuracy, abs=1.5 / len(task.y_test)
+    )
 
     # a pruned trial, if any, has no model and says why
     for trial in trials:
