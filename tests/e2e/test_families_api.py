@@ -103,7 +103,7 @@ def test_uploaded_tabular_data_a_standalone_mlp_supernet_and_a_search_reusing_it
     header = ",".join(f"f{i}" for i in range(bunch.data.shape[1])) + ",label"
     rows = [
         ",".join(f"{v:.6g}" for v in row) + f",{bunch.target_names[t]}"
-        for row, t in zip(bunch.data, bunch.target)
+        for row, t in zip(bunch.data, bunch.target, strict=True)
     ]
     upload = service.post(
         "/api/v1/datasets", params={"filename": "cancer.csv"}, content=("\n".join([header, *rows])).encode()
