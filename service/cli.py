@@ -110,6 +110,63 @@ def submit(
         raise _fail(error) from error
 
 
+@app.command("supernet-train")
+def supernet_train(
+    spec: Annotated[Path, typer.Argument(help="Supernet spec (task, space, training, seed), YAML or JSON.")],
+    url: UrlOption = DEFAULT_URL,
+    wait: Annotated[
+        bool, typer.Option(help="Follow training until the supernet is ready or failed.")
+    ] = False,
+) -> None:
+    """Train a supernet on its own; prints its id, which searches name as ``supernet_id``."""
+    client = _client(url)
+    try:
+        supernet = client.train_supernet(load_spec(spec))
+        typer.echo(supernet["id"])
+        while wait and supernet["state"] not in ("ready", "failed", "canceled"):
+            time.sleep(2.0)
+            supernet = client.supernet(supernet["id"])
+            typer.echo(f"{supernet['state']}: {supernet['state_reason']}", err=True)
+        if wait and supernet["state"] != "ready":
+            raise typer.Exit(1)
+    except ApiError as error:
+        raise _fail(error) from error
+
+
+@app.command()
+def supernets(
+    task: Annotated[str | None, typer.Option(help="Only supernets trained on this task.")] = None,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Trained (and training) supernets: id, state, family, task and accuracy of the largest."""
+    try:
+        for s in _client(url).supernets(task):
+            largest = s["metrics"].get("largest_val_accuracy")
+            accuracy = f"{largest:.3f}" if isinstance(largest, float) else "-"
+            typer.echo(
+                f"{s['id']}  {s['state']:<8}  {s['family']:<20}  {s['task']:<16}  largest acc {accuracy}"
+            )
+    except ApiError as error:
+        raise _fail(error) from error
+
+
+@app.command("dataset-upload")
+def dataset_upload(
+    path: Annotated[Path, typer.Argument(help="A .npz (arrays x, y) or .csv (header, 'label' column) file.")],
+    name: Annotated[str | None, typer.Option(help="A name for the data set.")] = None,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Upload a data set; prints its id, which a spec names as its ``task``."""
+    try:
+        dataset = _client(url).upload_dataset(path, name)
+        typer.echo(dataset["id"])
+        shape = "x".join(map(str, dataset["input_shape"]))
+        counts = f"{dataset['num_examples']} examples, {dataset['num_classes']} classes"
+        typer.echo(f"{counts}, {dataset['kind']} {shape}", err=True)
+    except ApiError as error:
+        raise _fail(error) from error
+
+
 @app.command()
 def status(search_id: str, url: UrlOption = DEFAULT_URL) -> None:
     """State, progress, best values and Pareto front of a search."""

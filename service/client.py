@@ -43,6 +43,23 @@ class SupernasClient:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return self._call("POST", "/api/v1/searches", json=spec, headers=headers).json()
 
+    def train_supernet(self, spec: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self._call("POST", "/api/v1/supernets", json=spec, headers=headers).json()
+
+    def supernet(self, supernet_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/supernets/{supernet_id}").json()
+
+    def supernets(self, task: str | None = None) -> list[dict[str, Any]]:
+        params = {"page_size": 500} | ({"task": task} if task else {})
+        return self._call("GET", "/api/v1/supernets", params=params).json()["items"]
+
+    def upload_dataset(self, path: Path, name: str | None = None) -> dict[str, Any]:
+        """Upload a ``.npz`` or ``.csv`` file; the returned id is usable as a spec's ``task``."""
+        params = {"filename": path.name} | ({"name": name} if name else {})
+        with path.open("rb") as handle:
+            return self._call("POST", "/api/v1/datasets", params=params, content=handle).json()
+
     def search(self, search_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/v1/searches/{search_id}").json()
 

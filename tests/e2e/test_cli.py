@@ -8,8 +8,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
+import yaml
 from service_process import ServiceHandle, running_service
 
 pytestmark = pytest.mark.slow
@@ -78,3 +81,41 @@ def test_unknown_search_and_unreadable_spec(service: ServiceHandle, tmp_path: Pa
     broken.write_text("task: [digits\n")
     result = cli("submit", str(broken), url=service.url)
     assert result.returncode == 2 and "cannot read spec" in result.stderr
+
+
+def test_train_a_supernet_reuse_it_in_a_search_and_download_onnx(
+    service: ServiceHandle, tmp_path: Path
+) -> None:
+    trained = cli("supernet-train", str(EXAMPLES / "supernets" / "wine-mlp.yaml"), "--wait", url=service.url)
+    assert trained.returncode == 0, trained.stderr
+    supernet_id = trained.stdout.splitlines()[0]
+    assert supernet_id.startswith("sn_") and "ready: supernet trained" in trained.stderr
+    listed = cli("supernets", "--task", "wine", url=service.url)
+    assert listed.returncode == 0 and supernet_id in listed.stdout and "ready" in listed.stdout
+
+    spec = yaml.safe_load((EXAMPLES / "wine-mlp-reuse.yaml").read_text()) | {"supernet_id": supernet_id}
+    spec["budget"] = {"max_trials": 3, "max_parallel": 2}
+    spec_path = tmp_path / "reuse.yaml"
+    spec_path.write_text(yaml.safe_dump(spec))
+    submitted = cli("submit", str(spec_path), "--wait", url=service.url)
+    assert submitted.returncode == 0, submitted.stderr
+    search_id = submitted.stdout.splitlines()[0]
+
+    downloaded = cli("download", search_id, "--format", "onnx", "--out", str(tmp_path), url=service.url)
+    assert downloaded.returncode == 0, downloaded.stderr
+    onnx_path = Path(downloaded.stdout.strip())
+    assert onnx_path.suffix == ".onnx"
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    assert session.run(None, {session.get_inputs()[0].name: np.zeros((2, 13), np.float32)})[0].shape == (2, 3)
+
+
+def test_upload_a_dataset_and_bad_files(service: ServiceHandle, tmp_path: Path) -> None:
+    good = tmp_path / "points.csv"
+    good.write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(30)))
+    uploaded = cli("dataset-upload", str(good), "--name", "points", url=service.url)
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert uploaded.stdout.strip().startswith("ds_") and "30 examples, 2 classes" in uploaded.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    refused = cli("dataset-upload", str(bad), url=service.url)
+    assert refused.returncode != 0 and "label" in refused.stderr

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from search_spaces.spec import SearchSpec
+from search_spaces.spec import SearchSpec, SupernetSpec
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.*"))
 
@@ -27,10 +27,23 @@ def _error_locs(payload: dict) -> list[tuple]:
     return [tuple(e["loc"]) for e in info.value.errors()]
 
 
+SUPERNET_EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "supernets").glob("*.*"))
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_every_example_spec_is_valid(path: Path) -> None:
     spec = SearchSpec.model_validate(yaml.safe_load(path.read_text()))
     assert spec.objectives
+
+
+@pytest.mark.parametrize("path", SUPERNET_EXAMPLES, ids=lambda p: p.name)
+def test_every_supernet_example_is_valid(path: Path) -> None:
+    assert SupernetSpec.model_validate(yaml.safe_load(path.read_text())).training.epochs > 0
+
+
+def test_there_is_an_example_per_family() -> None:
+    families = {yaml.safe_load(p.read_text()).get("space", {}).get("family") for p in EXAMPLES}
+    assert {"elastic_cnn", "elastic_transformer", "elastic_mlp"} <= families
 
 
 def test_defaults_fill_in_a_minimal_spec() -> None:

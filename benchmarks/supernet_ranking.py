@@ -1,0 +1,503 @@
+"""Does a trained supernet rank sub-networks the way stand-alone training does, and how much cheaper is it?
+
+Run from the repository root::
+
+    python -m benchmarks.supernet_ranking                 # both cases at the default budget
+    python -m benchmarks.supernet_ranking --cases mlp --subnets 30
+    python -m benchmarks.supernet_ranking --quick         # smoke test (MLP case only, < 1 minute)
+
+For each case the supernet is trained once with ``workers.supernet_training.train_supernet`` (the code
+the service runs: sandwich rule, in-place distillation, cosine schedule) on a fixed training subset.
+Then ``--subnets`` distinct sub-networks are sampled uniformly (seeded) and each is evaluated twice:
+
+- inherited: ``subnet_accuracy`` (extract with the supernet's weights, recalibrate BatchNorm, validation
+  accuracy), timed;
+- stand-alone: the same architecture extracted from a freshly initialised supernet (another seed) and
+  trained from scratch with plain SGD (Nesterov momentum 0.9, the same weight decay, a cosine schedule
+  over all steps) on the same training subset with the same epochs, batch size and learning rate as the
+  supernet, then evaluated on the same validation examples; training and evaluation are timed.
+
+The report gives Kendall's tau and Spearman's rho between inherited and stand-alone accuracy (the issue's
+goal: tau >= 0.7), the tau of a parameter-count baseline (ranking by size alone), and the cost ratio:
+mean stand-alone train+eval seconds over mean inherited evaluation seconds (goal >= 100x). That ratio
+grows with the training budget (epochs x examples) over the validation size, so the JSON also projects
+it to the service's default supernet budget (every training example, ``SupernetTraining().epochs``).
+
+Cases and their choices:
+
+- ``cnn``: elastic CNN on Fashion-MNIST; stage channels [16, 32], depth [1, 2, 3] per stage, width
+  multiplier [0.25, 0.5, 0.75, 1.0], kernel [3, 5], expand ratio [2, 4]: 144 architectures from 3k to
+  34k parameters. A fixed subset of ``--train-examples`` training images and of ``--val-examples``
+  validation images (both seeded) keeps 20 stand-alone trainings inside the time budget; the supernet's
+  own per-epoch check inside ``train_supernet`` still uses all 10,000 validation images (counted in its
+  training time).
+- ``mlp``: elastic MLP on a tabular task (``--mlp-task``, default ``wine``); depth [1, 2, 3], width
+  [1, 2, 4, 8, 16, 32, 64] per layer, activation relu or gelu. Every split is used whole. On these small
+  tables nearly every MLP wider than a few units reaches the same accuracy (breast_cancer: 95-98% for
+  all of [8..128], a spread of 3-4 of its 114 validation cases), so a ranking there is noise; widths of
+  1-4 units are genuine bottlenecks on wine's 3 classes and make capacity matter. Stand-alone accuracy
+  is the mean over ``--standalone-seeds`` seeds (different inits and batch orders), because one run of
+  such a small network on 106 training examples is noisy; its cost is the mean seconds of one seed.
+
+Measured cost (one torch thread, this 2-core machine shared with other work): the ``cnn`` case's
+default run took about N minutes and the ``mlp`` case about M seconds; see the JSON's ``wall_seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import stats
+from torch import nn
+
+from search_spaces.families import get_family
+from search_spaces.family import ArchSpace
+from search_spaces.spec import SupernetTraining
+from search_spaces.supernet import Supernet, count_params
+from workers.supernet_training import (
+    SupernetPaths,
+    _training_subset,
+    load_supernet,
+    subnet_accuracy,
+    train_supernet,
+)
+from workers.tasks import TaskData, load_task, task_available
+from workers.training import accuracy, batches
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+RESULT_FILE = "supernet_ranking.json"
+GOAL_TAU = 0.7
+GOAL_COST_RATIO = 100.0
+MLP_TASKS = ("wine", "breast_cancer")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One supernet to train and rank: its task, space and training budget (shared with stand-alone)."""
+
+    name: str
+    task: str
+    space: dict[str, Any]
+    epochs: int
+    batch_size: int
+    lr: float
+    train_examples: int | None  # None: every training example
+    val_examples: int | None  # None: every validation example
+    standalone_seeds: int
+
+    def training(self) -> SupernetTraining:
+        return SupernetTraining(
+            method="sandwich",
+            distillation=True,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            max_train_examples=self.train_examples,
+        )
+
+
+CASES: dict[str, Case] = {
+    "cnn": Case(
+        name="cnn",
+        task="fashion_mnist",
+        space={
+            "family": "elastic_cnn",
+            "stage_channels": [16, 32],
+            "depth": [1, 2, 3],
+            "width_mult": [0.25, 0.5, 0.75, 1.0],
+            "kernel_size": [3, 5],
+            "expand_ratio": [2, 4],
+        },
+        epochs=3,
+        batch_size=64,
+        lr=0.05,
+        train_examples=3000,
+        val_examples=2000,
+        standalone_seeds=1,
+    ),
+    "mlp": Case(
+        name="mlp",
+        task="wine",
+        space={
+            "family": "elastic_mlp",
+            "depth": [1, 2, 3],
+            "width": [1, 2, 4, 8, 16, 32, 64],
+            "activation": ["relu", "gelu"],
+        },
+        epochs=40,
+        batch_size=16,
+        lr=0.05,
+        train_examples=None,
+        val_examples=None,
+        standalone_seeds=5,
+    ),
+}
+QUICK = {"subnets": 4, "cases": "mlp", "mlp_epochs": 5, "standalone_seeds": 2}
+
+
+# --------------------------------------------------------------------------------------------- arguments
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.supernet_ranking", description=__doc__.split("\n")[0])
+    p.add_argument("--cases", help=f"comma-separated, default all: {','.join(CASES)}")
+    p.add_argument("--subnets", type=int, help="distinct sub-networks per case (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="supernet and sampling seed (default 0)")
+    p.add_argument("--train-examples", type=int, help="cnn: Fashion-MNIST training subset (default 3000)")
+    p.add_argument("--val-examples", type=int, help="cnn: validation subset (default 2000; 0 for all)")
+    p.add_argument("--cnn-epochs", type=int, help="cnn: supernet and stand-alone epochs (default 3)")
+    p.add_argument("--mlp-epochs", type=int, help="mlp: supernet and stand-alone epochs (default 40)")
+    p.add_argument("--mlp-task", choices=MLP_TASKS, default="wine", help="mlp: tabular task (default wine)")
+    p.add_argument("--mlp-widths", help="mlp: comma-separated width choices (default 1,2,4,8,16,32,64)")
+    p.add_argument("--standalone-seeds", type=int, help="mlp: stand-alone runs averaged per arch (default 5)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default benchmarks/results/)")
+    p.add_argument("--quick", action="store_true", help="smoke test: mlp only, 4 subnets, 5 epochs, 2 seeds")
+    args = p.parse_args(argv)
+    defaults = {"subnets": 20, "cases": ",".join(CASES), "mlp_epochs": None, "standalone_seeds": None}
+    for key, default in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, QUICK[key] if args.quick else default)
+    if args.subnets < 2 or args.threads < 1:
+        raise SystemExit("--subnets must be at least 2 and --threads positive")
+    return args
+
+
+def _ints(value: str | None) -> list[int]:
+    return [int(v) for v in value.split(",") if v.strip()] if value else []
+
+
+def build_cases(args: argparse.Namespace) -> list[Case]:
+    """The cases to run, with the command line's overrides applied."""
+    names = [n.strip() for n in args.cases.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CASES]
+    if unknown or not names:
+        raise SystemExit(f"unknown cases {unknown}; known: {list(CASES)}")
+    cnn, mlp = CASES["cnn"], CASES["mlp"]
+    cnn = replace(
+        cnn,
+        epochs=args.cnn_epochs or cnn.epochs,
+        train_examples=args.train_examples or cnn.train_examples,
+        val_examples=cnn.val_examples if args.val_examples is None else (args.val_examples or None),
+    )
+    mlp = replace(
+        mlp,
+        task=args.mlp_task,
+        space={**mlp.space, "width": _ints(args.mlp_widths) or mlp.space["width"]},
+        epochs=args.mlp_epochs or mlp.epochs,
+        standalone_seeds=args.standalone_seeds or mlp.standalone_seeds,
+    )
+    return [{"cnn": cnn, "mlp": mlp}[n] for n in names]
+
+
+# --------------------------------------------------------------------------------------------- pieces
+
+
+def sample_distinct(space: ArchSpace, n: int, seed: int) -> list[Any]:
+    """``n`` distinct architectures sampled uniformly from ``space`` (seeded)."""
+    if space.size is not None and space.size < n:
+        raise SystemExit(f"the space has only {space.size} architectures, fewer than {n}")
+    rng = np.random.default_rng(seed)
+    archs: dict[str, Any] = {}
+    while len(archs) < n:
+        arch = space.sample(rng)
+        archs.setdefault(json.dumps(arch.to_config(), sort_keys=True), arch)
+    return list(archs.values())
+
+
+def validation_subset(task: TaskData, n: int | None, seed: int) -> TaskData:
+    """``task`` with a fixed random subset of ``n`` validation examples (all when ``n`` is None)."""
+    if n is None or n >= len(task.x_val):
+        return task
+    idx = np.sort(np.random.default_rng(seed).choice(len(task.x_val), size=n, replace=False))
+    return replace(task, x_val=task.x_val[idx], y_val=task.y_val[idx])
+
+
+def supernet_spec(case: Case, seed: int) -> dict[str, Any]:
+    return {
+        "name": f"ranking-{case.name}",
+        "task": case.task,
+        "space": case.space,
+        "training": case.training().model_dump(mode="json"),
+        "seed": seed,
+    }
+
+
+def train_shared(case: Case, seed: int, threads: int, root: Path) -> tuple[Supernet, dict[str, Any], float]:
+    """Train the case's supernet with the service's code; returns it, its summary and the seconds."""
+    started = time.perf_counter()
+    summary = train_supernet(supernet_spec(case, seed), str(root), num_threads=threads)
+    seconds = time.perf_counter() - started
+    return load_supernet(SupernetPaths(root)), summary, seconds
+
+
+def inherited_eval(model: Supernet, arch: Any, task: TaskData) -> tuple[float, float]:
+    """Inherited-weight validation accuracy (extract + BN recalibration) and its seconds."""
+    started = time.perf_counter()
+    acc = subnet_accuracy(model, arch, task)
+    return acc, time.perf_counter() - started
+
+
+def fresh_subnet(case: Case, space: ArchSpace, task: TaskData, arch: Any, seed: int) -> nn.Module:
+    """``arch`` extracted from a freshly initialised supernet (random init, no shared training)."""
+    torch.manual_seed(seed)
+    supernet = get_family(space.family).supernet_class().from_space(space, task.input_shape, task.num_classes)
+    return supernet.extract(arch).train()
+
+
+def train_plain(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, training: SupernetTraining, seed: int
+) -> None:
+    """Plain cross-entropy SGD with the supernet's optimizer settings and a per-step cosine schedule."""
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=training.lr, momentum=0.9, nesterov=True, weight_decay=training.weight_decay
+    )
+    steps = training.epochs * math.ceil(len(x) / training.batch_size)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(training.epochs):
+        for xb, yb in batches(x, y, training.batch_size, generator):
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(xb), yb).backward()
+            optimizer.step()
+            scheduler.step()
+    model.eval()
+
+
+def standalone_eval(
+    case: Case, space: ArchSpace, task: TaskData, subset: tuple[np.ndarray, np.ndarray], arch: Any, seed: int
+) -> dict[str, float]:
+    """Train ``arch`` from scratch on ``subset`` and evaluate it on ``task``'s validation examples."""
+    started = time.perf_counter()
+    model = fresh_subnet(case, space, task, arch, seed)
+    train_plain(model, subset[0], subset[1], case.training(), seed)
+    trained = time.perf_counter()
+    acc = accuracy(model, task.x_val, task.y_val)
+    done = time.perf_counter()
+    return {"accuracy": acc, "train_seconds": trained - started, "eval_seconds": done - trained}
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def correlations(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Kendall's tau and Spearman's rho of inherited vs stand-alone accuracy, and a params baseline."""
+    inherited = [r["inherited_accuracy"] for r in rows]
+    standalone = [r["standalone_accuracy"] for r in rows]
+    params = [r["params"] for r in rows]
+    tau = stats.kendalltau(inherited, standalone)
+    rho = stats.spearmanr(inherited, standalone)
+    return {
+        "kendall_tau": _finite_or_none(tau.statistic),
+        "kendall_p": _finite_or_none(tau.pvalue),
+        "spearman_rho": _finite_or_none(rho.statistic),
+        "spearman_p": _finite_or_none(rho.pvalue),
+        "params_kendall_tau": _finite_or_none(stats.kendalltau(params, standalone).statistic),
+    }
+
+
+def costs(rows: list[dict[str, Any]], case: Case, task: TaskData, n_train: int) -> dict[str, float]:
+    """Mean seconds of each evaluation, their ratio, and the ratio projected to the default budget."""
+    inherited = float(np.mean([r["inherited_seconds"] for r in rows]))
+    train = float(np.mean([r["standalone_train_seconds"] for r in rows]))
+    evaluate = float(np.mean([r["standalone_eval_seconds"] for r in rows]))
+    per_example_epoch = train / (n_train * case.epochs)
+    full_train = per_example_epoch * len(task.x_train) * SupernetTraining().epochs
+    return {
+        "mean_inherited_seconds": inherited,
+        "mean_standalone_train_seconds": train,
+        "mean_standalone_eval_seconds": evaluate,
+        "mean_standalone_seconds": train + evaluate,
+        "cost_ratio": (train + evaluate) / inherited,
+        "projected_default_budget": {
+            "train_examples": len(task.x_train),
+            "epochs": SupernetTraining().epochs,
+            "standalone_seconds": full_train + evaluate,
+            "cost_ratio": (full_train + evaluate) / inherited,
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------- one case
+
+
+def rank_subnet(
+    case: Case,
+    space: ArchSpace,
+    model: Supernet,
+    task: TaskData,
+    subset: tuple[np.ndarray, np.ndarray],
+    arch: Any,
+    seeds: list[int],
+) -> dict[str, Any]:
+    """One sub-network's row: its inherited and stand-alone accuracies and their costs."""
+    inherited, inherited_s = inherited_eval(model, arch, task)
+    runs = [standalone_eval(case, space, task, subset, arch, s) for s in seeds]
+    return {
+        "arch": space.config_from_arch(arch),
+        "params": count_params(model.extract(arch)),
+        "inherited_accuracy": inherited,
+        "inherited_seconds": inherited_s,
+        "standalone_accuracy": float(np.mean([r["accuracy"] for r in runs])),
+        "standalone_accuracies": [r["accuracy"] for r in runs],
+        "standalone_train_seconds": float(np.mean([r["train_seconds"] for r in runs])),
+        "standalone_eval_seconds": float(np.mean([r["eval_seconds"] for r in runs])),
+    }
+
+
+def run_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
+    """Train the supernet, rank ``args.subnets`` sub-networks both ways; the case's JSON entry."""
+    started = time.perf_counter()
+    space = get_family(case.space["family"]).space.model_validate(case.space)
+    full = load_task(case.task)
+    task = validation_subset(full, case.val_examples, args.seed)
+    subset = _training_subset(full, case.training(), args.seed)
+    archs = sample_distinct(space, args.subnets, args.seed)
+    with tempfile.TemporaryDirectory(prefix="supernet-ranking-") as tmp:
+        model, summary, supernet_s = train_shared(case, args.seed, args.threads, Path(tmp))
+    _log(f"{case.name}: supernet trained in {supernet_s:.1f}s ({summary['largest_val_accuracy']:.3f} largest)")
+    seeds = [args.seed + 1000 + i for i in range(case.standalone_seeds)]
+    rows = []
+    for i, arch in enumerate(archs):
+        rows.append(rank_subnet(case, space, model, task, subset, arch, seeds))
+        r = rows[-1]
+        _log(
+            f"{case.name} [{i + 1}/{len(archs)}] inherited {r['inherited_accuracy']:.3f} "
+            f"stand-alone {r['standalone_accuracy']:.3f} ({r['standalone_train_seconds']:.1f}s)"
+        )
+    return {
+        "task": case.task,
+        "family": space.family,
+        "space": space.model_dump(mode="json"),
+        "space_size": space.size,
+        "training": case.training().model_dump(mode="json"),
+        "train_examples": len(subset[0]),
+        "val_examples": len(task.x_val),
+        "standalone_seeds": seeds,
+        "supernet": {
+            "seconds": supernet_s,
+            "largest_val_accuracy": summary["largest_val_accuracy"],
+            "smallest_val_accuracy": summary["smallest_val_accuracy"],
+            "history": summary["history"],
+            "note": "largest/smallest accuracies are train_supernet's own, on the task's full validation split",
+        },
+        "subnets": rows,
+        **correlations(rows),
+        **costs(rows, case, full, len(subset[0])),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+# --------------------------------------------------------------------------------------------- report
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "load_average": list(os.getloadavg()),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def _arch_label(config: dict[str, Any]) -> str:
+    return " ".join(f"{k.replace('_', '')}={v}" for k, v in config.items())
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def format_case(name: str, result: dict[str, Any]) -> str:
+    """A table of one case's sub-networks, then its correlations and costs."""
+    lines = [
+        f"{name}: {result['family']} on {result['task']} ({result['train_examples']} train, "
+        f"{result['val_examples']} val, {result['training']['epochs']} epochs)",
+        f"{'#':>3} {'params':>7} {'inherited':>9} {'inh s':>6} {'stand-alone':>11} {'s/run':>7}  arch",
+    ]
+    for i, r in enumerate(result["subnets"]):
+        lines.append(
+            f"{i + 1:>3} {r['params']:>7} {r['inherited_accuracy']:>9.3f} {r['inherited_seconds']:>6.2f} "
+            f"{r['standalone_accuracy']:>11.3f} "
+            f"{r['standalone_train_seconds'] + r['standalone_eval_seconds']:>7.2f}  {_arch_label(r['arch'])}"
+        )
+    proj = result["projected_default_budget"]
+    lines += [
+        f"Kendall tau {_fmt(result['kendall_tau'], '.3f')} (p {_fmt(result['kendall_p'], '.2g')}, goal "
+        f">= {GOAL_TAU}), Spearman rho {_fmt(result['spearman_rho'], '.3f')}; "
+        f"params-only baseline tau {_fmt(result['params_kendall_tau'], '.3f')}",
+        f"cost: inherited {result['mean_inherited_seconds']:.2f}s, stand-alone "
+        f"{result['mean_standalone_seconds']:.2f}s -> ratio {result['cost_ratio']:.1f}x (goal >= "
+        f"{GOAL_COST_RATIO:.0f}x); at the default budget ({proj['train_examples']} examples x "
+        f"{proj['epochs']} epochs) ~{proj['cost_ratio']:.0f}x",
+        f"supernet training {result['supernet']['seconds']:.1f}s",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run every case of ``args``; returns the JSON document (also written to ``args.out``)."""
+    started = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    cases = build_cases(args)
+    doc: dict[str, Any] = {
+        "settings": {
+            "subnets": args.subnets,
+            "seed": args.seed,
+            "quick": args.quick,
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "goals": {"kendall_tau": GOAL_TAU, "cost_ratio": GOAL_COST_RATIO},
+        },
+        "machine": machine(),
+        "cases": {},
+        "not_run": {},
+    }
+    for case in cases:
+        reason = task_available(case.task)
+        if reason is not None:
+            doc["not_run"][case.name] = reason
+            continue
+        doc["cases"][case.name] = run_case(case, args)
+    doc["machine"]["load_average_end"] = list(os.getloadavg())
+    doc["wall_seconds"] = time.perf_counter() - started
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / RESULT_FILE).write_text(json.dumps(doc, indent=1))
+    return doc
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    doc = run(args)
+    for name, result in doc["cases"].items():
+        print(format_case(name, result), end="\n\n")
+    for name, reason in doc["not_run"].items():
+        print(f"not run: {name}: {reason}")
+    print(f"wall time {doc['wall_seconds']:.0f} s; wrote {args.out / RESULT_FILE}")
+    return doc
+
+
+if __name__ == "__main__":
+    main()
