@@ -50,9 +50,7 @@ class StorageListener:
     def supernet_finished(self, state: str, reason: str, summary: dict[str, Any] | None) -> None:
         if self._supernet_id is None or not self._owns_supernet():
             return
-        if state == SupernetState.CANCELED.value:  # the search was canceled; it can train again later
-            self._storage.set_supernet_state(self._supernet_id, SupernetState.QUEUED, reason)
-            return
+        # a canceled (or interrupted) training resumes from its checkpoint if the search runs again
         self._storage.set_supernet_state(self._supernet_id, SupernetState(state), reason, summary)
 
     def _owns_supernet(self) -> bool:
