@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
 from fastapi import FastAPI
 
 import supernas
@@ -36,7 +35,9 @@ def create_app(settings: Settings) -> FastAPI:
         if requeued_supernets:
             log.warning("requeued supernet training interrupted by a shutdown: %s", requeued_supernets)
         if settings.run_dispatcher:
-            await anyio.to_thread.run_sync(ensure_ray, settings.ray_num_cpus)
+            # in the main thread, which lives as long as the service: Ray's processes die with the
+            # thread that starts them (see ensure_ray)
+            ensure_ray(settings.ray_num_cpus)
             restore_python_signal_handlers()
             dispatcher.start()
         yield

@@ -13,9 +13,19 @@ log = logging.getLogger(__name__)
 
 
 def ensure_ray(num_cpus: int | None = None) -> None:
-    """Start or join Ray once per process. Ray's dashboard stays off in embedded mode."""
+    """Start or join Ray once per process. Ray's dashboard stays off in embedded mode.
+
+    Must run in the main thread: an embedded Ray starts its GCS, raylet and monitors with
+    ``PR_SET_PDEATHSIG``, which kills them when the *thread* that started them exits. Started from a
+    pool thread (e.g. ``anyio.to_thread``), the whole Ray instance dies whenever the pool retires
+    that thread, minutes later, in the middle of a search.
+    """
     if ray.is_initialized():
         return
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError(
+            "start Ray from the main thread: its processes die with the thread that starts them"
+        )
     address = os.environ.get("RAY_ADDRESS")
     if address:
         log.info("joining Ray cluster at %s", address)
