@@ -74,7 +74,7 @@ class Case:
 
 CASES: dict[str, Case] = {
     "cnn": Case("cnn", RANKING_CASES["cnn"].task, RANKING_CASES["cnn"].space),
-    "mlp": Case("mlp", RANKING_CASES["mlp"].task, RANKING_CASES["mlp"].space),
+    "mlp": Case("mlp", "wine", RANKING_CASES["mlp"].space),
     "transformer": Case("transformer", "mnist1d", {"family": "elastic_transformer"}),
 }
 QUICK = {"warmup": 1, "steps": 2, "repeats": 2, "batch_size": 16}
