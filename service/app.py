@@ -14,7 +14,7 @@ from service.api.problems import install_problem_handlers
 from service.dispatch import Dispatcher
 from service.settings import Settings
 from service.storage import Storage
-from workers.ray_runtime import ensure_ray, restore_python_signal_handlers, shutdown_ray
+from workers.ray_runtime import ensure_ray, shutdown_ray
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,7 @@ def create_app(settings: Settings) -> FastAPI:
         if settings.run_dispatcher:
             # in the main thread, which lives as long as the service: Ray's processes die with the
             # thread that starts them (see ensure_ray)
-            ensure_ray(settings.ray_num_cpus)
-            restore_python_signal_handlers()
+            ensure_ray(settings.ray_num_cpus)  # keeps uvicorn's SIGTERM/SIGINT handlers
             dispatcher.start()
         yield
         dispatcher.stop()

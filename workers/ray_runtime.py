@@ -6,10 +6,13 @@ import logging
 import os
 import signal
 import threading
+from typing import Any
 
 import ray
 
 log = logging.getLogger(__name__)
+
+_GRACEFUL_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def ensure_ray(num_cpus: int | None = None) -> None:
@@ -26,6 +29,7 @@ def ensure_ray(num_cpus: int | None = None) -> None:
         raise RuntimeError(
             "start Ray from the main thread: its processes die with the thread that starts them"
         )
+    saved = {signum: signal.getsignal(signum) for signum in _GRACEFUL_SIGNALS}
     address = os.environ.get("RAY_ADDRESS")
     if address:
         log.info("joining Ray cluster at %s", address)
@@ -33,6 +37,7 @@ def ensure_ray(num_cpus: int | None = None) -> None:
     else:
         log.info("starting embedded Ray with %s CPUs", num_cpus or "all")
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    _reinstall(saved)
 
 
 def shutdown_ray() -> None:
@@ -40,16 +45,13 @@ def shutdown_ray() -> None:
         ray.shutdown()
 
 
-def restore_python_signal_handlers() -> None:
-    """Give SIGINT and SIGTERM back to Python's handlers (uvicorn's graceful shutdown).
+def _reinstall(handlers: dict[signal.Signals, Any]) -> None:
+    """Give SIGINT and SIGTERM back to the handlers they had before ``ray.init``.
 
-    ``ray.init`` installs a C-level failure-signal handler that logs and then kills the process,
-    which would skip the service's shutdown (requeueing searches, stopping Ray's processes).
-    Re-registering the Python handler replaces it. Must run in the main thread.
+    ``ray.init`` in the main thread replaces them with its own (which exits at once) and installs a
+    C-level failure-signal handler that logs and then kills the process; either would skip the
+    service's graceful shutdown (requeueing searches, stopping Ray's processes).
     """
-    if threading.current_thread() is not threading.main_thread():
-        raise RuntimeError("signal handlers can only be restored from the main thread")
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        handler = signal.getsignal(signum)
+    for signum, handler in handlers.items():
         if handler is not None:
             signal.signal(signum, handler)
