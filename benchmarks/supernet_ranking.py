@@ -79,14 +79,13 @@ from search_spaces.supernet import Supernet, count_params
 from workers.datasets import Limits, build_dataset, save_dataset
 from workers.supernet_training import (
     SupernetPaths,
-    _training_subset,
     load_supernet,
     subnet_accuracy,
     train_supernet,
 )
 from workers.task_source import dataset_dir, is_dataset_id, load_task_data
 from workers.tasks import TaskData, task_available
-from workers.training import accuracy, batches
+from workers.training import accuracy, batches, training_subset
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 RESULT_FILE = "supernet_ranking.json"
@@ -410,7 +409,7 @@ def run_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
     space = get_family(case.space["family"]).space.model_validate(case.space)
     full = load_task_data(case.task, args.data_root)
     task = validation_subset(full, case.val_examples, args.seed)
-    subset = _training_subset(full, case.training(), args.seed)
+    subset = training_subset(full.x_train, full.y_train, case.training().max_train_examples, args.seed)
     archs = sample_distinct(space, args.subnets, args.seed)
     with tempfile.TemporaryDirectory(prefix="supernet-ranking-") as tmp:
         model, summary, supernet_s = train_shared(case, args.seed, args.threads, Path(tmp), args.data_root)

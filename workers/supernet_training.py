@@ -34,7 +34,7 @@ from search_spaces.supernet import Supernet
 from workers.export import write_json_atomic
 from workers.task_source import load_task_data
 from workers.tasks import TaskData, data_fingerprint
-from workers.training import accuracy, batches, recalibrate_batchnorm
+from workers.training import accuracy, batches, recalibrate_batchnorm, training_subset
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +91,6 @@ def spec_digest(spec: SupernetSpec) -> str:
     """Identity of a training run: a checkpoint of another spec is never resumed."""
     payload = spec.model_dump(mode="json", exclude={"name"})
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def _training_subset(task: TaskData, training: SupernetTraining, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    n = training.max_train_examples
-    if n is None or n >= len(task.x_train):
-        return task.x_train, task.y_train
-    idx = np.sort(np.random.default_rng(seed).choice(len(task.x_train), size=n, replace=False))
-    return task.x_train[idx], task.y_train[idx]
 
 
 def _step_archs(space: ArchSpace, training: SupernetTraining, rng: np.random.Generator) -> list[Any]:
@@ -169,7 +161,7 @@ def train_supernet(
     if not family.accepts(task.kind):
         raise ValueError(f"family {family.name} takes {sorted(family.input_kinds)} data, task is {task.kind}")
     training = spec.training
-    x_train, y_train = _training_subset(task, training, spec.seed)
+    x_train, y_train = training_subset(task.x_train, task.y_train, training.max_train_examples, spec.seed)
     digest = spec_digest(spec)
 
     torch.manual_seed(spec.seed)

@@ -21,6 +21,14 @@ def batches(
         yield xt[idx], yt[idx]  # (B, C, H, W), (B,)
 
 
+def training_subset(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed random subset of ``n`` examples in their original order (all of them when ``n`` is None)."""
+    if n is None or n >= len(x):
+        return x, y
+    idx = np.sort(np.random.default_rng(seed).choice(len(x), size=n, replace=False))
+    return x[idx], y[idx]
+
+
 def accuracy(forward: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray, y: np.ndarray) -> float:
     """Top-1 accuracy of ``forward`` (a model in eval mode) on a data split."""
     correct = 0

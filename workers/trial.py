@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from ray import tune
 
@@ -22,7 +21,7 @@ from workers.export import export_subnet
 from workers.supernet_training import SupernetPaths, load_supernet
 from workers.task_source import load_task_data
 from workers.tasks import TaskData
-from workers.training import accuracy, finetune_epoch, recalibrate_batchnorm
+from workers.training import accuracy, finetune_epoch, recalibrate_batchnorm, training_subset
 
 VERIFY_EXAMPLES = 64
 
@@ -42,14 +41,6 @@ def _violations(spec: SearchSpec, metrics: dict[str, Any]) -> str | None:
     return "; ".join(reasons) or None
 
 
-def _finetune_data(spec: SearchSpec, task: TaskData, number: int) -> tuple[np.ndarray, np.ndarray]:
-    n = spec.fidelity.max_train_examples
-    if n is None or n >= len(task.x_train):
-        return task.x_train, task.y_train
-    idx = np.random.default_rng(spec.seed * 100_003 + number).choice(len(task.x_train), n, replace=False)
-    return task.x_train[np.sort(idx)], task.y_train[np.sort(idx)]
-
-
 def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
     """Tune function trainable; ``config`` = {"number", "params"}, ``job`` = static search settings.
 
@@ -66,7 +57,9 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
     task = load_task_data(spec.task, job["artifacts_root"])
     torch.manual_seed(spec.seed * 100_003 + number)
     generator = torch.Generator().manual_seed(spec.seed * 100_003 + number)
-    x_tune, y_tune = _finetune_data(spec, task, number)
+    x_tune, y_tune = training_subset(
+        task.x_train, task.y_train, spec.fidelity.max_train_examples, spec.seed * 100_003 + number
+    )
 
     supernet = load_supernet(SupernetPaths(Path(job["supernet_dir"])))
     model = supernet.extract(arch)

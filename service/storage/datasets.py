@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from service.storage.models import DatasetRow
-from service.storage.queries import check_page_size, decode_token, encode_token
+from service.storage.queries import newest_first_page
 from supernas.errors import NotFoundError
 from supernas.records import DatasetRecord, Page
 
@@ -45,13 +45,5 @@ class DatasetStore:
             return row.to_record()
 
     def list_datasets(self, page_size: int, page_token: str | None = None) -> Page[DatasetRecord]:
-        check_page_size(page_size)
-        before = decode_token(page_token, "before")
-        stmt = select(DatasetRow).order_by(DatasetRow.pk.desc()).limit(page_size + 1)
-        if before is not None:
-            stmt = stmt.where(DatasetRow.pk < before)
-        with Session(self.engine) as s, s.begin():
-            rows = list(s.scalars(stmt))
-            total = s.scalar(select(func.count()).select_from(DatasetRow)) or 0
-            token = encode_token({"before": rows[page_size - 1].pk}) if len(rows) > page_size else None
-            return Page([row.to_record() for row in rows[:page_size]], token, total)
+        """Newest first, keyset-paged on ``pk``."""
+        return newest_first_page(self.engine, DatasetRow, [], page_size, page_token)

@@ -7,12 +7,13 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from service.storage.models import SearchRow, TrialRow
 from supernas.errors import InvalidInputError, NotFoundError
+from supernas.records import Page
 from supernas.states import TrialState
 
 T = TypeVar("T")
@@ -42,6 +43,23 @@ def decode_token(token: str | None, key: str) -> int | None:
 def check_page_size(page_size: int) -> None:
     if page_size < 1:
         raise InvalidInputError("page_size must be at least 1", ("query", "page_size"))
+
+
+def newest_first_page(
+    engine: Engine, row_type: Any, filters: list[Any], page_size: int, page_token: str | None
+) -> Page[Any]:
+    """One page of ``row_type`` rows matching ``filters``, newest first, as records. The token is a
+    keyset cursor on ``pk``, so concurrent inserts never shift pages."""
+    check_page_size(page_size)
+    before = decode_token(page_token, "before")
+    stmt = select(row_type).where(*filters).order_by(row_type.pk.desc()).limit(page_size + 1)
+    if before is not None:
+        stmt = stmt.where(row_type.pk < before)
+    with Session(engine) as s, s.begin():
+        rows = list(s.scalars(stmt))
+        total = s.scalar(select(func.count()).select_from(row_type).where(*filters)) or 0
+        token = encode_token({"before": rows[page_size - 1].pk}) if len(rows) > page_size else None
+        return Page([row.to_record() for row in rows[:page_size]], token, total)
 
 
 def once_more_on_integrity_error(operation: Callable[[], T]) -> T:

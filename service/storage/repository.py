@@ -22,9 +22,7 @@ from service.storage.models import SearchRow, TrialRow, utcnow
 from service.storage.queries import (
     NO_SYNC,
     UNFINISHED_TRIALS,
-    check_page_size,
-    decode_token,
-    encode_token,
+    newest_first_page,
     search_row,
 )
 from service.storage.supernets import SupernetStore, new_supernet_row
@@ -107,17 +105,8 @@ class Storage(TrialStore, SupernetStore, DatasetStore):
             return search_row(s, search_id).to_record()
 
     def list_searches(self, page_size: int, page_token: str | None = None) -> Page[SearchRecord]:
-        """Newest first; the token is a keyset cursor on ``pk``, so concurrent inserts never shift pages."""
-        check_page_size(page_size)
-        before = decode_token(page_token, "before")
-        stmt = select(SearchRow).order_by(SearchRow.pk.desc()).limit(page_size + 1)
-        if before is not None:
-            stmt = stmt.where(SearchRow.pk < before)
-        with Session(self.engine) as s, s.begin():
-            rows = list(s.scalars(stmt))
-            total = s.scalar(select(func.count()).select_from(SearchRow)) or 0
-            token = encode_token({"before": rows[page_size - 1].pk}) if len(rows) > page_size else None
-            return Page([row.to_record() for row in rows[:page_size]], token, total)
+        """Newest first, keyset-paged on ``pk``."""
+        return newest_first_page(self.engine, SearchRow, [], page_size, page_token)
 
     def claim_next_queued_search(self) -> SearchRecord | None:
         """Move the oldest queued search to running; two dispatchers never claim the same one."""

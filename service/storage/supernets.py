@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.storage.models import SupernetRow, utcnow
-from service.storage.queries import NO_SYNC, check_page_size, decode_token, encode_token
+from service.storage.queries import NO_SYNC, newest_first_page
 from supernas.errors import NotFoundError
 from supernas.records import Page, SupernetRecord
 from supernas.states import SupernetState
@@ -83,17 +83,8 @@ class SupernetStore:
         self, page_size: int, page_token: str | None = None, task: str | None = None
     ) -> Page[SupernetRecord]:
         """Newest first, keyset-paged; optionally only those trained on ``task``."""
-        check_page_size(page_size)
-        before = decode_token(page_token, "before")
         filters = [] if task is None else [SupernetRow.task == task]
-        stmt = select(SupernetRow).where(*filters).order_by(SupernetRow.pk.desc()).limit(page_size + 1)
-        if before is not None:
-            stmt = stmt.where(SupernetRow.pk < before)
-        with Session(self.engine) as s, s.begin():
-            rows = list(s.scalars(stmt))
-            total = s.scalar(select(func.count()).select_from(SupernetRow).where(*filters)) or 0
-            token = encode_token({"before": rows[page_size - 1].pk}) if len(rows) > page_size else None
-            return Page([row.to_record() for row in rows[:page_size]], token, total)
+        return newest_first_page(self.engine, SupernetRow, filters, page_size, page_token)
 
     def claim_next_queued_supernet(self) -> SupernetRecord | None:
         """Move the oldest queued stand-alone supernet to training (a search trains its own)."""
