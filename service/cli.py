@@ -189,13 +189,35 @@ def trials(search_id: str, url: UrlOption = DEFAULT_URL) -> None:
         raise _fail(error) from error
 
 
+def _lifecycle(search_id: str, verb: str, url: str) -> None:
+    try:
+        typer.echo(status_line(_client(url).lifecycle(search_id, verb)))
+    except ApiError as error:
+        raise _fail(error) from error
+
+
 @app.command()
 def cancel(search_id: str, url: UrlOption = DEFAULT_URL) -> None:
     """Cancel a search: running trials stop, every record is kept."""
-    try:
-        typer.echo(status_line(_client(url).cancel(search_id)))
-    except ApiError as error:
-        raise _fail(error) from error
+    _lifecycle(search_id, "cancel", url)
+
+
+@app.command()
+def pause(search_id: str, url: UrlOption = DEFAULT_URL) -> None:
+    """Pause a search: no new trials, running ones finish; resume it later."""
+    _lifecycle(search_id, "pause", url)
+
+
+@app.command()
+def resume(search_id: str, url: UrlOption = DEFAULT_URL) -> None:
+    """Resume a paused search from its stored trials."""
+    _lifecycle(search_id, "resume", url)
+
+
+@app.command()
+def stop(search_id: str, url: UrlOption = DEFAULT_URL) -> None:
+    """Stop a search: no new trials, running ones finish, then it ends succeeded."""
+    _lifecycle(search_id, "stop", url)
 
 
 class ModelFormat(StrEnum):

@@ -64,7 +64,11 @@ class SupernasClient:
         return self._call("GET", f"/api/v1/searches/{search_id}").json()
 
     def cancel(self, search_id: str) -> dict[str, Any]:
-        return self._call("POST", f"/api/v1/searches/{search_id}/cancel").json()
+        return self.lifecycle(search_id, "cancel")
+
+    def lifecycle(self, search_id: str, verb: str) -> dict[str, Any]:
+        """POST a lifecycle verb: pause, resume, stop or cancel."""
+        return self._call("POST", f"/api/v1/searches/{search_id}/{verb}").json()
 
     def trials(self, search_id: str, page_size: int = 500) -> list[dict[str, Any]]:
         """Every trial of a search, following page tokens."""

@@ -40,7 +40,7 @@ class StorageListener:
         self._supernet_id = supernet_id
 
     def progress(self, message: str) -> None:
-        self._storage.set_search_state(self._search_id, SearchState.RUNNING, message)
+        self._storage.set_search_progress(self._search_id, message)
 
     def supernet_progress(self, message: str) -> None:
         self.progress(message)
@@ -89,21 +89,33 @@ class SupernetStorageListener:
 
 
 class _CancelCheck:
-    """True once the search is canceled through this process or in the database, or on shutdown."""
+    """True once the search is canceled through this process or in the database, or on shutdown.
+
+    ``winding_down()`` is true once a pause or stop is requested (read from the database)."""
 
     def __init__(self, storage: Storage, search_id: str, shutdown: threading.Event) -> None:
         self.event = threading.Event()
         self._storage, self._search_id, self._shutdown = storage, search_id, shutdown
         self._checked_at = 0.0
+        self.requested_action: str | None = None
+
+    def _poll(self) -> None:
+        if time.monotonic() - self._checked_at > _CANCEL_POLL_S:
+            self._checked_at = time.monotonic()
+            record = self._storage.get_search(self._search_id)
+            self.requested_action = record.requested_action
+            if record.cancel_requested:
+                self.event.set()
 
     def __call__(self) -> bool:
         if self.event.is_set() or self._shutdown.is_set():
             return True
-        if time.monotonic() - self._checked_at > _CANCEL_POLL_S:
-            self._checked_at = time.monotonic()
-            if self._storage.get_search(self._search_id).cancel_requested:
-                self.event.set()
+        self._poll()
         return self.event.is_set()
+
+    def winding_down(self) -> bool:
+        self._poll()
+        return self.requested_action is not None
 
 
 class Dispatcher:
@@ -232,7 +244,7 @@ class Dispatcher:
         log.info("running search %s (attempt %d)", record.id, record.attempt)
         listener = StorageListener(self._storage, record.id, self._artifacts_root, record.supernet_id)
         try:
-            outcome = run_search(self._job(record), listener, check)
+            outcome = run_search(self._job(record), listener, check, check.winding_down)
         except Exception as exc:
             log.exception("search %s crashed", record.id)
             outcome = SearchOutcome(SearchState.FAILED, f"search driver error: {exc}"[:2000])
@@ -244,12 +256,21 @@ class Dispatcher:
             self._wake.set()
 
     def _finish(self, search_id: str, outcome: SearchOutcome, user_canceled: bool) -> None:
+        action = self._storage.get_search(search_id).requested_action
         if self._shutdown.is_set() and not user_canceled:
             self._storage.cancel_unfinished_trials(search_id, "interrupted by service shutdown")
-            self._storage.set_search_state(search_id, SearchState.QUEUED, "interrupted by service shutdown")
-            return
+            if action is None:
+                self._storage.set_search_state(
+                    search_id, SearchState.QUEUED, "interrupted by service shutdown"
+                )
+                return
+            outcome = SearchOutcome(SearchState.SUCCEEDED, "interrupted by service shutdown")
         if user_canceled:
             outcome = SearchOutcome(SearchState.CANCELED, "canceled by user")
+        elif outcome.state is SearchState.SUCCEEDED and action == "pause":
+            outcome = SearchOutcome(SearchState.PAUSED, "paused by user")
+        elif outcome.state is SearchState.SUCCEEDED and action == "stop":
+            outcome = SearchOutcome(SearchState.SUCCEEDED, "stopped by user")
         self._storage.cancel_unfinished_trials(search_id, outcome.reason or outcome.state.value)
         self._storage.set_search_state(search_id, outcome.state, outcome.reason)
         log.info("search %s ended %s: %s", search_id, outcome.state.value, outcome.reason)

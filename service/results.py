@@ -7,17 +7,31 @@ compete: a trial whose accuracy came out NaN is broken, so its small size must n
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from search_spaces.spec import Objective
 from supernas.objectives import is_finite_number
-from supernas.records import TrialRecord
 from supernas.states import TrialState
 from surrogates.pareto import best_index, non_dominated_mask
 
 
-def _competing(trials: Sequence[TrialRecord], objectives: Sequence[Objective]) -> list[TrialRecord]:
+class Outcome(Protocol):
+    """What these summaries read of a trial (a TrialRecord or a light TrialOutcome)."""
+
+    @property
+    def number(self) -> int: ...
+    @property
+    def state(self) -> TrialState: ...
+    @property
+    def metrics(self) -> dict[str, Any]: ...
+
+
+T = TypeVar("T", bound=Outcome)
+
+
+def _competing(trials: Sequence[T], objectives: Sequence[Objective]) -> list[T]:
     metrics = [o.metric.value for o in objectives]
     return [
         t
@@ -26,9 +40,7 @@ def _competing(trials: Sequence[TrialRecord], objectives: Sequence[Objective]) -
     ]
 
 
-def best_values(
-    trials: Sequence[TrialRecord], objectives: Sequence[Objective]
-) -> dict[str, tuple[float, int]]:
+def best_values(trials: Sequence[Outcome], objectives: Sequence[Objective]) -> dict[str, tuple[float, int]]:
     """metric -> (best finite value, trial number) among succeeded trials."""
     competing = _competing(trials, objectives)
     best: dict[str, tuple[float, int]] = {}
@@ -40,7 +52,7 @@ def best_values(
     return best
 
 
-def pareto_front(trials: Sequence[TrialRecord], objectives: Sequence[Objective]) -> list[TrialRecord]:
+def pareto_front(trials: Sequence[T], objectives: Sequence[Objective]) -> list[T]:
     """Succeeded trials no other succeeded trial dominates, by trial number."""
     metrics = [o.metric.value for o in objectives]
     candidates = _competing(trials, objectives)

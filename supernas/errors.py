@@ -45,3 +45,10 @@ class PayloadTooLargeError(SupernasError):
 
     status_code = 413
     title = "Payload too large"
+
+
+class MalformedInputError(SupernasError):
+    """The request body cannot be parsed at all (bad JSON or YAML)."""
+
+    status_code = 400
+    title = "Malformed request body"

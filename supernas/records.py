@@ -25,6 +25,7 @@ class SearchRecord:
     cancel_requested: bool = False
     attempt: int = 0
     supernet_id: str | None = None
+    requested_action: str | None = None  # "pause" or "stop" while the running trials finish
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class TrialRecord:
     finished_at: datetime | None
     reports: tuple[TrialReport, ...] = field(default_factory=tuple)
     suggestion: JSONDict | None = None  # what the strategy predicted when it chose this config
+    updated_at: datetime | None = None  # last change of state, metrics or reports
 
 
 @dataclass(frozen=True)

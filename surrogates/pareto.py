@@ -23,18 +23,22 @@ def non_dominated_mask(values: np.ndarray, directions: Sequence[Direction]) -> n
     """Boolean mask of the rows of ``values`` (N, M) no other row dominates.
 
     Rows with a non-finite entry are never in the front.  Duplicated points are all kept.
+    After a lexicographic sort a row can only be dominated by a row before it, and then also by a
+    kept one, so each row is compared with the front found so far: O(N F) time, O(F M) memory.
     """
     costs = to_minimization(np.asarray(values, dtype=np.float64), directions)  # (N, M)
-    finite = np.all(np.isfinite(costs), axis=1)  # (N,)
     mask = np.zeros(len(costs), dtype=bool)
-    idx = np.flatnonzero(finite)
+    idx = np.flatnonzero(np.all(np.isfinite(costs), axis=1))
     if idx.size == 0:
         return mask
-    c = costs[idx]  # (F, M)
-    no_worse = np.all(c[:, None, :] <= c[None, :, :], axis=2)  # (F, F): j no worse than i, at [j, i]
-    better = np.any(c[:, None, :] < c[None, :, :], axis=2)  # (F, F)
-    dominated = np.any(no_worse & better, axis=0)  # (F,)
-    mask[idx[~dominated]] = True
+    order = idx[np.lexsort(costs[idx].T[::-1])]
+    front = np.empty((0, costs.shape[1]))  # (F, M)
+    for i in order:
+        row = costs[i]
+        dominated = np.any(np.all(front <= row, axis=1) & np.any(front < row, axis=1))
+        if not dominated:
+            mask[i] = True
+            front = np.vstack([front, row])
     return mask
 
 

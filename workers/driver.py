@@ -93,11 +93,20 @@ def _train(job: SearchJob, listener: SearchListener, is_canceled: Callable[[], b
     return None
 
 
-def run_search(job: SearchJob, listener: SearchListener, is_canceled: Callable[[], bool]) -> SearchOutcome:
+def run_search(
+    job: SearchJob,
+    listener: SearchListener,
+    is_canceled: Callable[[], bool],
+    winding_down: Callable[[], bool] = lambda: False,
+) -> SearchOutcome:
+    """Run the search until its budget is spent, it is canceled, or (``winding_down``: a pause or stop
+    was requested) no new trial may start and the running ones have finished."""
     spec = SearchSpec.model_validate(job.spec)
     started = time.monotonic()
-    ended = _train(job, listener, is_canceled)
+    ended = _train(job, listener, lambda: is_canceled() or winding_down())
     if ended is not None:
+        if ended.state is SearchState.CANCELED and not is_canceled() and winding_down():
+            return SearchOutcome(SearchState.SUCCEEDED, "wound down during supernet training")
         return ended
     if job.trials_to_run <= 0:
         return SearchOutcome(SearchState.SUCCEEDED, "trial budget already spent")
@@ -129,6 +138,7 @@ def run_search(job: SearchJob, listener: SearchListener, is_canceled: Callable[[
         metric=metric,
         mode=mode,
         on_suggest=listener.trial_created,
+        winding_down=winding_down,
     )
     job_params = {
         "spec": job.spec,
@@ -162,5 +172,7 @@ def run_search(job: SearchJob, listener: SearchListener, is_canceled: Callable[[
     tuner.fit()
     if is_canceled():
         return SearchOutcome(SearchState.CANCELED, "canceled by user")
+    if winding_down():
+        return SearchOutcome(SearchState.SUCCEEDED, "wound down: running trials finished")
     reason = stop_reason()
     return SearchOutcome(SearchState.SUCCEEDED, reason or "trial budget spent")

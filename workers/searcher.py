@@ -22,7 +22,7 @@ OnSuggest = Callable[[int, dict[str, Any], dict[str, Any]], None]
 
 
 class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
-    _live_attributes = ("_on_suggest",)
+    _live_attributes = ("_on_suggest", "_winding_down")
 
     def __init__(
         self,
@@ -33,6 +33,7 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
         metric: str,
         mode: str,
         on_suggest: OnSuggest,
+        winding_down: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         self._strategy = strategy
@@ -40,9 +41,14 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
         self._next_number = first_number
         self._max_fidelity = max_fidelity
         self._on_suggest = on_suggest
+        self._winding_down = winding_down
         self._pending: dict[str, tuple[int, dict[str, Any]]] = {}
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        """The next trial's config, or ``Searcher.FINISHED`` once the search is pausing or stopping
+        (Tune then lets the running trials finish and ends)."""
+        if self._winding_down is not None and self._winding_down():
+            return Searcher.FINISHED
         number = self._next_number
         self._next_number += 1
         pending = [config for _, config in self._pending.values()]

@@ -30,12 +30,24 @@ class BestValue(BaseModel):
     trial_number: int
 
 
+class Progress(BaseModel):
+    trials_done: int  # trials that used budget: succeeded, pruned, failed, infeasible
+    max_trials: int
+    elapsed_s: float | None  # since the search started, until it finished (or now)
+
+
+class ObjectiveOut(BaseModel):
+    metric: str
+    direction: str
+
+
 class SearchOut(BaseModel):
     id: str
     name: str
     state: str
     state_reason: str | None
     cancel_requested: bool
+    requested_action: str | None  # "pause" or "stop" while the running trials finish
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -44,6 +56,8 @@ class SearchOut(BaseModel):
     trial_counts: dict[str, int]
     best: dict[str, BestValue]
     best_trial: int | None
+    objectives: list[ObjectiveOut]
+    progress: Progress
 
     @classmethod
     def build(
@@ -52,13 +66,16 @@ class SearchOut(BaseModel):
         counts: dict[str, int],
         best: dict[str, BestValue],
         best_trial: int | None,
+        progress: Progress,
     ) -> SearchOut:
+        objectives = [ObjectiveOut(**o) for o in record.spec.get("objectives", [])]
         return cls(
             id=record.id,
             name=record.name,
             state=record.state.value,
             state_reason=record.state_reason,
             cancel_requested=record.cancel_requested,
+            requested_action=record.requested_action,
             created_at=record.created_at,
             started_at=record.started_at,
             finished_at=record.finished_at,
@@ -67,6 +84,8 @@ class SearchOut(BaseModel):
             trial_counts=counts,
             best=best,
             best_trial=best_trial,
+            objectives=objectives,
+            progress=progress,
         )
 
 
@@ -94,14 +113,18 @@ class TrialOut(BaseModel):
     metrics: dict[str, Any]
     fidelity: float | None
     has_model: bool
+    model_formats: list[str]  # the download formats whose files exist
     suggestion: dict[str, Any] | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    updated_at: datetime | None
     reports: list[ReportOut] | None = None
 
     @classmethod
-    def build(cls, trial: TrialRecord, with_reports: bool = False) -> TrialOut:
+    def build(
+        cls, trial: TrialRecord, with_reports: bool = False, model_formats: list[str] | None = None
+    ) -> TrialOut:
         return cls(
             number=trial.number,
             state=trial.state.value,
@@ -110,10 +133,12 @@ class TrialOut(BaseModel):
             metrics=json_safe(trial.metrics),
             fidelity=trial.fidelity,
             has_model=trial.artifact_dir is not None,
+            model_formats=model_formats or [],
             suggestion=json_safe(trial.suggestion),
             created_at=trial.created_at,
             started_at=trial.started_at,
             finished_at=trial.finished_at,
+            updated_at=trial.updated_at,
             reports=[ReportOut.build(r) for r in trial.reports] if with_reports else None,
         )
 
@@ -130,15 +155,80 @@ class TrialPage(BaseModel):
     total: int
 
 
-class ObjectiveOut(BaseModel):
-    metric: str
-    direction: str
-
-
 class ParetoOut(BaseModel):
     search_id: str
     objectives: list[ObjectiveOut]
     trials: list[TrialOut]
+
+
+class PointsOut(BaseModel):
+    """The points of a search's Pareto chart, column by column (compact at 10,000 trials)."""
+
+    search_id: str
+    objectives: list[ObjectiveOut]
+    started_at: datetime | None
+    total: int
+    numbers: list[int]
+    states: list[str]
+    values: list[list[float]]
+    on_front: list[bool]
+    feasible: list[bool]
+    finished_s: list[float | None]
+    reasons: list[str | None]
+    configs: list[dict[str, Any] | None]
+    first_finished_s: float | None
+    last_finished_s: float | None
+    cursor: str
+
+
+class HypervolumeStep(BaseModel):
+    trial_number: int
+    finished_s: float | None
+    hypervolume: float
+
+
+class HypervolumeOut(BaseModel):
+    objectives: list[ObjectiveOut]
+    reference_point: list[float] | None
+    series: list[HypervolumeStep]
+
+
+class CurveOut(BaseModel):
+    number: int
+    state: str
+    on_front: bool
+    fidelities: list[float]
+    values: list[float | None]
+
+
+class CurvesOut(BaseModel):
+    metric: str
+    trials: list[CurveOut]
+
+
+class DecisionOut(BaseModel):
+    trial_number: int
+    decision: str  # promoted, stopped, paused, completed, failed, lost, canceled
+    fidelity: float | None
+    reason: str | None
+    at: datetime | None
+
+
+class DecisionPage(BaseModel):
+    items: list[DecisionOut]
+    next_page_token: str | None
+    total: int  # trials the decisions are about
+
+
+class ChangesOut(BaseModel):
+    search: SearchOut
+    trials: list[TrialOut]
+    cursor: str
+    has_more: bool
+
+
+class ValidatedSpec(BaseModel):
+    spec: dict[str, Any]
 
 
 class SupernetOut(BaseModel):

@@ -3,28 +3,36 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+import yaml
+from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
+from pydantic import ValidationError
 
 from search_spaces.spec import SearchSpec
 from service.api.schemas import (
     BestValue,
     ObjectiveOut,
     ParetoOut,
+    Progress,
     SearchOut,
     SearchPage,
     TrialOut,
     TrialPage,
+    ValidatedSpec,
 )
 from service.dispatch import Dispatcher
 from service.results import best_values, pareto_front
 from service.spec_validation import resolve_search_spec
 from service.storage import Storage
-from supernas.errors import ConflictError, NotFoundError
-from supernas.records import SearchRecord
+from service.storage.trial_views import SORT_COLUMNS
+from supernas.errors import ConflictError, InvalidInputError, MalformedInputError, NotFoundError
+from supernas.objectives import Metric
+from supernas.records import SearchRecord, TrialRecord
 from supernas.states import TrialState
 from workers.export import MANIFEST_FILE, ONNX_FILE, TORCHSCRIPT_FILE
 
@@ -43,22 +51,50 @@ def _storage(request: Request) -> Storage:
     return request.app.state.storage
 
 
-def _checked_id(search_id: str) -> str:
+def checked_id(search_id: str) -> str:
     if not _SEARCH_ID.match(search_id):
         raise NotFoundError(f"no search with id {search_id!r}")
     return search_id
 
 
-def _search_out(storage: Storage, record: SearchRecord) -> SearchOut:
+BUDGET_STATES = ("succeeded", "pruned", "failed", "infeasible")
+SORT_FIELDS = "|".join((*SORT_COLUMNS, *(m.value for m in Metric)))
+
+
+def search_out(storage: Storage, record: SearchRecord) -> SearchOut:
     spec = SearchSpec.model_validate(record.spec)
-    best = best_values(storage.all_trials(record.id, with_reports=False), spec.objectives)
+    outcomes = storage.trial_outcomes(record.id)
+    best = best_values(outcomes, spec.objectives)
     first_metric = spec.objectives[0].metric.value
+    counts = {state.value: 0 for state in TrialState}
+    for trial in outcomes:
+        counts[trial.state.value] += 1
+    elapsed = None
+    if record.started_at is not None:
+        elapsed = ((record.finished_at or datetime.now(UTC)) - record.started_at).total_seconds()
+    progress = Progress(
+        trials_done=sum(counts[s] for s in BUDGET_STATES),
+        max_trials=spec.budget.max_trials,
+        elapsed_s=elapsed,
+    )
     return SearchOut.build(
         record,
-        storage.trial_counts(record.id),
+        counts,
         {m: BestValue(value=v, trial_number=n) for m, (v, n) in best.items()},
         best[first_metric][1] if first_metric in best else None,
+        progress,
     )
+
+
+def trial_out(request: Request, trial: TrialRecord, with_reports: bool = False) -> TrialOut:
+    """A trial on the wire, with the model formats whose files exist in the artifact store."""
+    formats = []
+    if trial.artifact_dir is not None:
+        root: Path = request.app.state.settings.resolved_artifacts_dir
+        directory = (root / trial.artifact_dir).resolve()
+        if directory.is_relative_to(root):
+            formats = [name for name, (file, _) in MODEL_FORMATS.items() if (directory / file).is_file()]
+    return TrialOut.build(trial, with_reports=with_reports, model_formats=formats)
 
 
 @router.post("", status_code=201, response_model=SearchOut)
@@ -81,15 +117,46 @@ def create_search(
     if not created:
         response.status_code = 200
     request.app.state.dispatcher.wake()
-    return _search_out(storage, record)
+    return search_out(storage, record)
+
+
+@router.post("/validate", response_model=ValidatedSpec)
+def validate_spec(
+    request: Request,
+    body: Annotated[str, Body(media_type="application/yaml", max_length=1_000_000)],
+) -> ValidatedSpec:
+    """Check a spec written in YAML or JSON (JSON is YAML) without creating anything: the normalised
+    spec, or the same 400/422 problems that creating the search would give."""
+    try:
+        document = yaml.safe_load(body)
+    except yaml.YAMLError as exc:
+        raise MalformedInputError(f"malformed YAML/JSON: {exc}".replace("\n", " ")) from exc
+    if not isinstance(document, dict):
+        raise InvalidInputError("a spec must be a mapping of fields, e.g. 'task: digits'", ("body",))
+    try:
+        spec = SearchSpec.model_validate(document)
+    except ValidationError as exc:
+        raise _BodyValidationError(exc) from exc
+    spec = resolve_search_spec(spec, _storage(request))
+    return ValidatedSpec(spec=spec.model_dump(mode="json"))
+
+
+class _BodyValidationError(RequestValidationError):
+    def __init__(self, exc: ValidationError) -> None:
+        super().__init__([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
 
 
 @router.get("", response_model=SearchPage)
-def list_searches(request: Request, page_size: PageSize = 50, page_token: str | None = None) -> SearchPage:
+def list_searches(
+    request: Request,
+    page_size: PageSize = 50,
+    page_token: str | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="Part of the name, any case")] = None,
+) -> SearchPage:
     storage = _storage(request)
-    page = storage.list_searches(page_size, page_token)
+    page = storage.list_searches(page_size, page_token, q)
     return SearchPage(
-        items=[_search_out(storage, r) for r in page.items],
+        items=[search_out(storage, r) for r in page.items],
         next_page_token=page.next_page_token,
         total=page.total,
     )
@@ -98,17 +165,40 @@ def list_searches(request: Request, page_size: PageSize = 50, page_token: str | 
 @router.get("/{search_id}", response_model=SearchOut)
 def get_search(search_id: str, request: Request) -> SearchOut:
     storage = _storage(request)
-    return _search_out(storage, storage.get_search(_checked_id(search_id)))
+    return search_out(storage, storage.get_search(checked_id(search_id)))
 
 
 @router.post("/{search_id}/cancel", status_code=202, response_model=SearchOut)
 def cancel_search(search_id: str, request: Request) -> SearchOut:
     """Cancel: running trials are stopped, every record is kept; the search ends ``canceled``."""
     storage = _storage(request)
-    record = storage.request_cancel(_checked_id(search_id))
+    record = storage.request_cancel(checked_id(search_id))
     dispatcher: Dispatcher = request.app.state.dispatcher
     dispatcher.cancel(search_id)
-    return _search_out(storage, record)
+    return search_out(storage, record)
+
+
+@router.post("/{search_id}/pause", status_code=202, response_model=SearchOut)
+def pause_search(search_id: str, request: Request) -> SearchOut:
+    """Pause: no new trials start, running ones finish, then ``paused``; a queued search pauses at once."""
+    storage = _storage(request)
+    return search_out(storage, storage.request_pause(checked_id(search_id)))
+
+
+@router.post("/{search_id}/resume", status_code=202, response_model=SearchOut)
+def resume_search(search_id: str, request: Request) -> SearchOut:
+    """Resume a paused search (queued again; it continues from its stored trials)."""
+    storage = _storage(request)
+    record = storage.request_resume(checked_id(search_id))
+    request.app.state.dispatcher.wake()
+    return search_out(storage, record)
+
+
+@router.post("/{search_id}/stop", status_code=202, response_model=SearchOut)
+def stop_search(search_id: str, request: Request) -> SearchOut:
+    """Stop: no new trials start, running ones finish, then the search ends ``succeeded``."""
+    storage = _storage(request)
+    return search_out(storage, storage.request_stop(checked_id(search_id)))
 
 
 @router.get("/{search_id}/trials", response_model=TrialPage)
@@ -118,32 +208,46 @@ def list_trials(
     page_size: PageSize = 100,
     page_token: str | None = None,
     state: TrialState | None = None,
+    sort: Annotated[str, Query(pattern=f"^({SORT_FIELDS})$")] = "number",
+    order: Annotated[str, Query(pattern="^(asc|desc)$")] = "asc",
 ) -> TrialPage:
-    page = _storage(request).list_trials(_checked_id(search_id), page_size, page_token, state)
+    """Trials sorted by number (keyset-paged), or by state, fidelity or a metric (trials without a
+    value for it come last)."""
+    storage = _storage(request)
+    if sort == "number" and order == "asc":
+        page = storage.list_trials(checked_id(search_id), page_size, page_token, state)
+    else:
+        page = storage.sorted_trials(
+            checked_id(search_id), page_size, page_token, state, sort, order == "desc"
+        )
     return TrialPage(
-        items=[TrialOut.build(t) for t in page.items], next_page_token=page.next_page_token, total=page.total
+        items=[trial_out(request, t) for t in page.items],
+        next_page_token=page.next_page_token,
+        total=page.total,
     )
 
 
 @router.get("/{search_id}/trials/{number}", response_model=TrialOut)
 def get_trial(search_id: str, number: int, request: Request) -> TrialOut:
     """One trial with its learning curve (one report per fidelity)."""
-    return TrialOut.build(_storage(request).get_trial(_checked_id(search_id), number), with_reports=True)
+    return trial_out(request, _storage(request).get_trial(checked_id(search_id), number), with_reports=True)
 
 
 @router.get("/{search_id}/pareto", response_model=ParetoOut)
 def get_pareto(search_id: str, request: Request) -> ParetoOut:
     """Non-dominated succeeded trials for the search's objectives."""
     storage = _storage(request)
-    record = storage.get_search(_checked_id(search_id))
+    record = storage.get_search(checked_id(search_id))
     spec = SearchSpec.model_validate(record.spec)
-    front = pareto_front(storage.all_trials(record.id, with_reports=False), spec.objectives)
+    front = pareto_front(storage.trial_outcomes(record.id), spec.objectives)
     return ParetoOut(
         search_id=record.id,
         objectives=[
             ObjectiveOut(metric=o.metric.value, direction=o.direction.value) for o in spec.objectives
         ],
-        trials=[TrialOut.build(t) for t in front],
+        trials=[
+            trial_out(request, t) for t in storage.trials_by_number(record.id, [t.number for t in front])
+        ],
     )
 
 
@@ -156,7 +260,7 @@ def download_model(
 ) -> FileResponse:
     """The trial's sub-network as a standalone TorchScript or ONNX file (both verified against
     PyTorch before being offered), or its JSON manifest."""
-    trial = _storage(request).get_trial(_checked_id(search_id), number)
+    trial = _storage(request).get_trial(checked_id(search_id), number)
     if trial.artifact_dir is None:
         why = trial.state_reason or "it has not finished"
         raise ConflictError(

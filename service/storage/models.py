@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -74,6 +75,7 @@ class SearchRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     supernet_id: Mapped[str | None] = mapped_column(String(40))
+    requested_action: Mapped[str | None] = mapped_column(String(16))
 
     def to_record(self) -> SearchRecord:
         return SearchRecord(
@@ -88,12 +90,13 @@ class SearchRow(Base):
             cancel_requested=self.cancel_requested,
             attempt=self.attempt,
             supernet_id=self.supernet_id,
+            requested_action=self.requested_action,
         )
 
 
 class TrialRow(Base):
     __tablename__ = "trials"
-    __table_args__ = (UniqueConstraint("search_id", "number"),)
+    __table_args__ = (UniqueConstraint("search_id", "number"), Index(None, "search_id", "updated_at"))
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     search_id: Mapped[str] = mapped_column(String(32), ForeignKey("searches.id", ondelete="CASCADE"))
@@ -108,6 +111,7 @@ class TrialRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     reports: Mapped[list[TrialReportRow]] = relationship(
         order_by="TrialReportRow.step", lazy="raise", passive_deletes=True
@@ -128,6 +132,7 @@ class TrialRow(Base):
             created_at=aware_utc(self.created_at),
             started_at=optional_utc(self.started_at),
             finished_at=optional_utc(self.finished_at),
+            updated_at=aware_utc(self.updated_at),
             reports=reports,
         )
 

@@ -26,6 +26,7 @@ from service.storage.queries import (
     search_row,
 )
 from service.storage.supernets import SupernetStore, new_supernet_row
+from service.storage.trial_views import TrialViewStore
 from service.storage.trials import TrialStore
 from supernas.errors import ConflictError
 from supernas.records import Page, SearchRecord
@@ -35,7 +36,7 @@ _ACTIVE_SEARCHES = (SearchState.RUNNING.value, SearchState.STOPPING.value)
 _CANCELABLE_AT_ONCE = (SearchState.QUEUED.value, SearchState.PAUSED.value)
 
 
-class Storage(TrialStore, SupernetStore, DatasetStore):
+class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore):
     """Searches, trials, supernets and data sets in a SQLAlchemy database (SQLite file or PostgreSQL)."""
 
     def __init__(self, database_url: str) -> None:
@@ -104,9 +105,15 @@ class Storage(TrialStore, SupernetStore, DatasetStore):
         with Session(self.engine) as s, s.begin():
             return search_row(s, search_id).to_record()
 
-    def list_searches(self, page_size: int, page_token: str | None = None) -> Page[SearchRecord]:
-        """Newest first, keyset-paged on ``pk``."""
-        return newest_first_page(self.engine, SearchRow, [], page_size, page_token)
+    def list_searches(
+        self, page_size: int, page_token: str | None = None, name_contains: str | None = None
+    ) -> Page[SearchRecord]:
+        """Newest first, keyset-paged on ``pk``; ``name_contains`` filters by name, ignoring case."""
+        filters = []
+        if name_contains:
+            pattern = name_contains.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            filters.append(func.lower(SearchRow.name).like(f"%{pattern}%", escape="\\"))
+        return newest_first_page(self.engine, SearchRow, filters, page_size, page_token)
 
     def claim_next_queued_search(self) -> SearchRecord | None:
         """Move the oldest queued search to running; two dispatchers never claim the same one."""
@@ -125,6 +132,7 @@ class Storage(TrialStore, SupernetStore, DatasetStore):
                         state_reason="claimed by dispatcher",
                         started_at=func.coalesce(SearchRow.started_at, now),
                         attempt=SearchRow.attempt + 1,
+                        requested_action=None,
                         updated_at=now,
                     ),
                     execution_options=NO_SYNC,
@@ -142,7 +150,23 @@ class Storage(TrialStore, SupernetStore, DatasetStore):
             row.finished_at = now if state.is_terminal else None
             if state is SearchState.RUNNING and row.started_at is None:
                 row.started_at = now
+            if state.is_terminal or state in (SearchState.PAUSED, SearchState.QUEUED):
+                row.requested_action = None
             return row.to_record()
+
+    def set_search_progress(self, search_id: str, message: str) -> None:
+        """Show ``message`` as the reason of a running search (a requested pause or stop keeps its own)."""
+        with Session(self.engine) as s, s.begin():
+            s.execute(
+                update(SearchRow)
+                .where(
+                    SearchRow.id == search_id,
+                    SearchRow.state == SearchState.RUNNING.value,
+                    SearchRow.requested_action.is_(None),
+                )
+                .values(state_reason=message, updated_at=utcnow()),
+                execution_options=NO_SYNC,
+            )
 
     def request_cancel(self, search_id: str) -> SearchRecord:
         """Queued/paused: canceled now; running/stopping: flag for the dispatcher; canceled: unchanged."""
@@ -168,6 +192,98 @@ class Storage(TrialStore, SupernetStore, DatasetStore):
                     raise ConflictError(f"search {search_id} already {row.state}")
         raise ConflictError(f"search {search_id} changed state while being canceled; try again")
 
+    def request_pause(self, search_id: str) -> SearchRecord:
+        """Queued: paused now; running: no new trials, the running ones finish, then ``paused``."""
+        return self._apply_verb(
+            search_id,
+            "pause",
+            now={SearchState.QUEUED: (SearchState.PAUSED, "paused by user")},
+            later={SearchState.RUNNING: (SearchState.RUNNING, "pause requested: running trials finish")},
+            unchanged=(SearchState.PAUSED,),
+        )
+
+    def request_resume(self, search_id: str) -> SearchRecord:
+        """Paused: queued again (it resumes from its stored trials); a pending pause request is withdrawn;
+        a queued search is left as it is."""
+        for _ in range(3):
+            with Session(self.engine) as s, s.begin():
+                if self._update_search(
+                    s,
+                    search_id,
+                    (SearchState.PAUSED.value,),
+                    "resumed by user",
+                    state=SearchState.QUEUED.value,
+                ):
+                    return search_row(s, search_id).to_record()
+                row = search_row(s, search_id)
+                if row.state == SearchState.QUEUED.value:
+                    return row.to_record()
+                if row.state == SearchState.RUNNING.value and row.requested_action == "pause":
+                    if self._update_search(
+                        s, search_id, (SearchState.RUNNING.value,), "pause withdrawn", requested_action=None
+                    ):
+                        return search_row(s, search_id).to_record()
+                    continue
+                raise ConflictError(f"search {search_id} is {row.state}, not paused; cannot resume it")
+        raise ConflictError(f"search {search_id} changed state while being resumed; try again")
+
+    def request_stop(self, search_id: str) -> SearchRecord:
+        """Queued/paused: ends ``succeeded`` now; running: no new trials, running ones finish, then ends."""
+        return self._apply_verb(
+            search_id,
+            "stop",
+            now={
+                SearchState.QUEUED: (SearchState.SUCCEEDED, "stopped by user"),
+                SearchState.PAUSED: (SearchState.SUCCEEDED, "stopped by user"),
+            },
+            later={SearchState.RUNNING: (SearchState.STOPPING, "stop requested: running trials finish")},
+            unchanged=(SearchState.STOPPING,),
+        )
+
+    def _apply_verb(
+        self,
+        search_id: str,
+        action: str,
+        now: dict[SearchState, tuple[SearchState, str]],
+        later: dict[SearchState, tuple[SearchState, str]],
+        unchanged: tuple[SearchState, ...],
+    ) -> SearchRecord:
+        """Move the search by its current state: at once (``now``), or flag ``action`` for the
+        dispatcher (``later``); each transition is a conditional UPDATE, retried if the state moved."""
+        for _ in range(3):
+            with Session(self.engine) as s, s.begin():
+                current = SearchState(search_row(s, search_id).state)
+                if current in now:
+                    state, reason = now[current]
+                    finished = {"finished_at": utcnow()} if state.is_terminal else {}
+                    if self._update_search(
+                        s,
+                        search_id,
+                        (current.value,),
+                        reason=reason,
+                        state=state.value,
+                        requested_action=None,
+                        **finished,
+                    ):
+                        return search_row(s, search_id).to_record()
+                elif current in later:
+                    state, reason = later[current]
+                    if self._update_search(
+                        s,
+                        search_id,
+                        (current.value,),
+                        reason=reason,
+                        state=state.value,
+                        requested_action=action,
+                    ):
+                        return search_row(s, search_id).to_record()
+                else:
+                    row = search_row(s, search_id)
+                    if current in unchanged or row.requested_action == action:
+                        return row.to_record()
+                    raise ConflictError(f"search {search_id} is {current.value}; cannot {action} it")
+        raise ConflictError(f"search {search_id} changed state during {action}; try again")
+
     @staticmethod
     def _update_search(
         s: Session, search_id: str, from_states: tuple[str, ...], reason: str, **values: Any
@@ -178,6 +294,7 @@ class Storage(TrialStore, SupernetStore, DatasetStore):
             .values(state_reason=reason, updated_at=utcnow(), **values),
             execution_options=NO_SYNC,
         )
+        s.expire_all()  # rows loaded earlier in this session must be read again
         return result.rowcount == 1
 
     def recover_interrupted_searches(self) -> list[str]:
@@ -199,7 +316,13 @@ class Storage(TrialStore, SupernetStore, DatasetStore):
                 if row.cancel_requested:
                     row.state, row.state_reason = SearchState.CANCELED.value, "canceled by user"
                     row.finished_at = now
+                elif row.requested_action == "stop":
+                    row.state, row.state_reason = SearchState.SUCCEEDED.value, "stopped by user"
+                    row.finished_at = now
+                elif row.requested_action == "pause":
+                    row.state, row.state_reason = SearchState.PAUSED.value, "paused by user"
                 else:
                     row.state, row.state_reason = SearchState.QUEUED.value, "requeued after service restart"
                     requeued.append(row.id)
+                row.requested_action = None
         return requeued

@@ -47,6 +47,8 @@ def test_submit_wait_status_trials_and_download(service: ServiceHandle, tmp_path
 
     status = cli("status", search_id, url=service.url)
     assert status.returncode == 0 and "[succeeded] 6/6 trials done (6 succeeded)" in status.stdout
+    paused = cli("pause", search_id, url=service.url)
+    assert paused.returncode == 2 and "succeeded; cannot pause it" in paused.stderr
 
     trials = cli("trials", search_id, url=service.url)
     assert trials.returncode == 0
@@ -81,6 +83,9 @@ def test_unknown_search_and_unreadable_spec(service: ServiceHandle, tmp_path: Pa
     broken.write_text("task: [digits\n")
     result = cli("submit", str(broken), url=service.url)
     assert result.returncode == 2 and "cannot read spec" in result.stderr
+    for verb in ("pause", "resume", "stop", "cancel"):
+        result = cli(verb, "f" * 32, url=service.url)
+        assert result.returncode == 2 and "no search with id" in result.stderr, verb
 
 
 def test_train_a_supernet_reuse_it_in_a_search_and_download_onnx(

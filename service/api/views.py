@@ -1,0 +1,171 @@
+"""Dashboard views of a search, aggregated on the server: chart points, hypervolume over time,
+learning curves, scheduler decisions and the change feed for live updates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from search_spaces.spec import SearchSpec
+from service.api.schemas import (
+    ChangesOut,
+    CurveOut,
+    CurvesOut,
+    DecisionOut,
+    DecisionPage,
+    HypervolumeOut,
+    HypervolumeStep,
+    ObjectiveOut,
+    PointsOut,
+)
+from service.api.searches import checked_id, search_out, trial_out
+from service.storage import Storage
+from service.storage.trial_views import ChangeCursor
+from service.summaries import (
+    CONFIGS_FOR_ALL_UP_TO,
+    asha_rungs,
+    front_mask,
+    hypervolume_series,
+    learning_curve,
+    plotted_points,
+    trial_decisions,
+)
+from supernas.objectives import Metric
+
+router = APIRouter(prefix="/api/v1/searches", tags=["dashboard"])
+CHANGES_PER_CALL = 500
+
+
+def _storage(request: Request) -> Storage:
+    return request.app.state.storage
+
+
+def _objectives(spec: SearchSpec) -> list[ObjectiveOut]:
+    return [ObjectiveOut(metric=o.metric.value, direction=o.direction.value) for o in spec.objectives]
+
+
+@router.get("/{search_id}/points", response_model=PointsOut)
+def get_points(
+    search_id: str,
+    request: Request,
+    before: Annotated[datetime | None, Query(description="Only trials finished before this time")] = None,
+) -> PointsOut:
+    """Every succeeded or infeasible trial's objective values, column by column, with the Pareto front
+    of the feasible ones (as it was at ``before``, if given)."""
+    storage = _storage(request)
+    record = storage.get_search(checked_id(search_id))
+    spec = SearchSpec.model_validate(record.spec)
+    _, cursor, _ = storage.trial_changes(record.id, None, 0)
+    every = plotted_points(storage.trial_outcomes(record.id), spec.objectives, record.started_at)
+    finished = [p.finished_s for p in every if p.finished_s is not None]
+    points = every
+    if before is not None and record.started_at is not None:
+        limit_s = (before - record.started_at).total_seconds()
+        points = [p for p in every if p.finished_s is not None and p.finished_s < limit_s]
+    on_front = front_mask(points, spec.objectives)
+    with_config = [
+        p.number
+        for p, front in zip(points, on_front, strict=True)
+        if front or len(points) <= CONFIGS_FOR_ALL_UP_TO
+    ]
+    configs = storage.trial_configs(record.id, with_config)
+    return PointsOut(
+        search_id=record.id,
+        objectives=_objectives(spec),
+        started_at=record.started_at,
+        total=len(points),
+        numbers=[p.number for p in points],
+        states=[p.state.value for p in points],
+        values=[list(p.values) for p in points],
+        on_front=on_front.tolist(),
+        feasible=[p.state.value == "succeeded" for p in points],
+        finished_s=[p.finished_s for p in points],
+        reasons=[p.reason for p in points],
+        configs=[configs.get(p.number) for p in points],
+        first_finished_s=min(finished, default=None),
+        last_finished_s=max(finished, default=None),
+        cursor=cursor.encode(),
+    )
+
+
+@router.get("/{search_id}/hypervolume", response_model=HypervolumeOut)
+def get_hypervolume(search_id: str, request: Request) -> HypervolumeOut:
+    """Hypervolume of the feasible front after each trial that raised it, in finishing order; the
+    reference point is each objective's worst feasible value widened by 10% of its range."""
+    storage = _storage(request)
+    record = storage.get_search(checked_id(search_id))
+    spec = SearchSpec.model_validate(record.spec)
+    points = plotted_points(storage.trial_outcomes(record.id), spec.objectives, record.started_at)
+    reference, series = hypervolume_series(points, spec.objectives)
+    return HypervolumeOut(
+        objectives=_objectives(spec),
+        reference_point=reference,
+        series=[HypervolumeStep(**step) for step in series],
+    )
+
+
+@router.get("/{search_id}/curves", response_model=CurvesOut)
+def get_curves(
+    search_id: str,
+    request: Request,
+    metric: Metric | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> CurvesOut:
+    """Learning curves (metric per fidelity) of the front's trials, then of the most recently changed."""
+    storage = _storage(request)
+    record = storage.get_search(checked_id(search_id))
+    spec = SearchSpec.model_validate(record.spec)
+    name = (metric or spec.objectives[0].metric).value
+    points = plotted_points(storage.trial_outcomes(record.id), spec.objectives, record.started_at)
+    front = {p.number for p, on in zip(points, front_mask(points, spec.objectives), strict=True) if on}
+    recent = storage.recently_updated_trials(record.id, limit).items
+    numbers = list(dict.fromkeys([*sorted(front), *(t.number for t in recent)]))[:limit]
+    trials = storage.trials_by_number(record.id, numbers, with_reports=True)
+    return CurvesOut(
+        metric=name,
+        trials=[
+            CurveOut(
+                number=t.number, state=t.state.value, on_front=t.number in front, **learning_curve(t, name)
+            )
+            for t in trials
+        ],
+    )
+
+
+@router.get("/{search_id}/decisions", response_model=DecisionPage)
+def get_decisions(
+    search_id: str,
+    request: Request,
+    page_size: Annotated[int, Query(ge=1, le=500)] = 100,
+    page_token: str | None = None,
+) -> DecisionPage:
+    """The scheduler's decisions (promoted at a rung, stopped, completed, failed...), with reasons,
+    for the most recently changed trials first; a page covers ``page_size`` trials."""
+    storage = _storage(request)
+    record = storage.get_search(checked_id(search_id))
+    rungs = asha_rungs(SearchSpec.model_validate(record.spec))
+    page = storage.recently_updated_trials(record.id, page_size, page_token)
+    items = [DecisionOut(**d) for t in page.items for d in trial_decisions(t, rungs)]
+    return DecisionPage(items=items, next_page_token=page.next_page_token, total=page.total)
+
+
+@router.get("/{search_id}/changes", response_model=ChangesOut)
+def get_changes(
+    search_id: str,
+    request: Request,
+    after: Annotated[str | None, Query(max_length=200, description="Cursor from /points or /changes")] = None,
+) -> ChangesOut:
+    """Trials created or changed since ``after`` (at most 500; call again while ``has_more``), with the
+    search itself. Without ``after``: only the current cursor."""
+    storage = _storage(request)
+    record = storage.get_search(checked_id(search_id))
+    cursor = ChangeCursor.decode(after) if after is not None else None
+    trials, new_cursor, more = storage.trial_changes(record.id, cursor, CHANGES_PER_CALL)
+    return ChangesOut(
+        search=search_out(storage, record),
+        trials=[trial_out(request, t) for t in trials],
+        cursor=new_cursor.encode(),
+        has_more=more,
+    )
