@@ -5,8 +5,10 @@ learning curves and scheduler decisions, computed from light trial rows so that 
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -104,6 +106,52 @@ def hypervolume_series(
             )
             previous = volume
     return reference, series
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    """A search's light trial rows, its plotted points and which of them are on the front."""
+
+    outcomes: list[Any]
+    points: list[PlottedPoint]
+    on_front: np.ndarray  # (len(points),) bool
+    objectives: tuple[Objective, ...]
+    _memo: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def hypervolume(self) -> tuple[list[float] | None, list[dict[str, Any]]]:
+        """``hypervolume_series`` of the points, computed once per summary."""
+        if "hypervolume" not in self._memo:
+            self._memo["hypervolume"] = hypervolume_series(self.points, self.objectives)
+        return self._memo["hypervolume"]
+
+
+class SummaryCache:
+    """The latest summary of the most recently viewed searches, rebuilt when a trial changed
+    (checked through ``Storage.trials_stamp``), so that a dashboard's burst of requests and its
+    polling read the trials once instead of once per request."""
+
+    def __init__(self, storage: Any, size: int = 8) -> None:
+        self._storage = storage
+        self._size = size
+        self._entries: OrderedDict[str, tuple[Any, SearchSummary]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, search_id: str, spec: SearchSpec, started: datetime | None) -> SearchSummary:
+        stamp = (self._storage.trials_stamp(search_id), started)
+        with self._lock:
+            entry = self._entries.get(search_id)
+            if entry is not None and entry[0] == stamp:
+                self._entries.move_to_end(search_id)
+                return entry[1]
+        outcomes = self._storage.trial_outcomes(search_id)
+        points = plotted_points(outcomes, spec.objectives, started)
+        summary = SearchSummary(outcomes, points, front_mask(points, spec.objectives), tuple(spec.objectives))
+        with self._lock:
+            self._entries[search_id] = (stamp, summary)
+            self._entries.move_to_end(search_id)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return summary
 
 
 def learning_curve(trial: TrialRecord, metric: str) -> dict[str, Any]:

@@ -32,6 +32,9 @@ def non_dominated_mask(values: np.ndarray, directions: Sequence[Direction]) -> n
     if idx.size == 0:
         return mask
     order = idx[np.lexsort(costs[idx].T[::-1])]
+    if costs.shape[1] == 2:
+        mask[order] = ~_dominated_sorted_2d(costs[order])
+        return mask
     front = np.empty((0, costs.shape[1]))  # (F, M)
     for i in order:
         row = costs[i]
@@ -40,6 +43,17 @@ def non_dominated_mask(values: np.ndarray, directions: Sequence[Direction]) -> n
             mask[i] = True
             front = np.vstack([front, row])
     return mask
+
+
+def _dominated_sorted_2d(costs: np.ndarray) -> np.ndarray:
+    """Dominated rows of lexicographically sorted 2-D costs (N, 2), vectorised: a row is dominated by
+    an earlier row with a smaller x and no larger y, or with the same x and a smaller y."""
+    x, y = costs[:, 0], costs[:, 1]
+    group_start = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])  # first row of each run of equal x
+    group_of = np.cumsum(np.r_[True, x[1:] != x[:-1]]) - 1  # (N,) run index of each row
+    running_min = np.minimum.accumulate(y)
+    before_group = np.r_[np.inf, running_min[group_start[1:] - 1]]  # min y over smaller x, per run
+    return (before_group[group_of] <= y) | (y[group_start][group_of] < y)
 
 
 def best_index(values: Sequence[object], direction: Direction) -> int | None:

@@ -26,10 +26,11 @@ from service.api.schemas import (
     ValidatedSpec,
 )
 from service.dispatch import Dispatcher
-from service.results import best_values, pareto_front
+from service.results import best_values
 from service.spec_validation import resolve_search_spec
 from service.storage import Storage
 from service.storage.trial_views import SORT_COLUMNS
+from service.summaries import SearchSummary, SummaryCache
 from supernas.errors import ConflictError, InvalidInputError, MalformedInputError, NotFoundError
 from supernas.objectives import Metric
 from supernas.records import SearchRecord, TrialRecord
@@ -61,9 +62,16 @@ BUDGET_STATES = ("succeeded", "pruned", "failed", "infeasible")
 SORT_FIELDS = "|".join((*SORT_COLUMNS, *(m.value for m in Metric)))
 
 
-def search_out(storage: Storage, record: SearchRecord) -> SearchOut:
+def summary_of(request: Request, record: SearchRecord) -> tuple[SearchSpec, SearchSummary]:
+    """The search's spec and its (cached) summary: trial outcomes, chart points, front."""
     spec = SearchSpec.model_validate(record.spec)
-    outcomes = storage.trial_outcomes(record.id)
+    cache: SummaryCache = request.app.state.summaries
+    return spec, cache.get(record.id, spec, record.started_at)
+
+
+def search_out(request: Request, record: SearchRecord) -> SearchOut:
+    spec, summary = summary_of(request, record)
+    outcomes = summary.outcomes
     best = best_values(outcomes, spec.objectives)
     first_metric = spec.objectives[0].metric.value
     counts = {state.value: 0 for state in TrialState}
@@ -117,7 +125,7 @@ def create_search(
     if not created:
         response.status_code = 200
     request.app.state.dispatcher.wake()
-    return search_out(storage, record)
+    return search_out(request, record)
 
 
 @router.post("/validate", response_model=ValidatedSpec)
@@ -156,7 +164,7 @@ def list_searches(
     storage = _storage(request)
     page = storage.list_searches(page_size, page_token, q)
     return SearchPage(
-        items=[search_out(storage, r) for r in page.items],
+        items=[search_out(request, r) for r in page.items],
         next_page_token=page.next_page_token,
         total=page.total,
     )
@@ -165,7 +173,7 @@ def list_searches(
 @router.get("/{search_id}", response_model=SearchOut)
 def get_search(search_id: str, request: Request) -> SearchOut:
     storage = _storage(request)
-    return search_out(storage, storage.get_search(checked_id(search_id)))
+    return search_out(request, storage.get_search(checked_id(search_id)))
 
 
 @router.post("/{search_id}/cancel", status_code=202, response_model=SearchOut)
@@ -175,14 +183,14 @@ def cancel_search(search_id: str, request: Request) -> SearchOut:
     record = storage.request_cancel(checked_id(search_id))
     dispatcher: Dispatcher = request.app.state.dispatcher
     dispatcher.cancel(search_id)
-    return search_out(storage, record)
+    return search_out(request, record)
 
 
 @router.post("/{search_id}/pause", status_code=202, response_model=SearchOut)
 def pause_search(search_id: str, request: Request) -> SearchOut:
     """Pause: no new trials start, running ones finish, then ``paused``; a queued search pauses at once."""
     storage = _storage(request)
-    return search_out(storage, storage.request_pause(checked_id(search_id)))
+    return search_out(request, storage.request_pause(checked_id(search_id)))
 
 
 @router.post("/{search_id}/resume", status_code=202, response_model=SearchOut)
@@ -191,14 +199,14 @@ def resume_search(search_id: str, request: Request) -> SearchOut:
     storage = _storage(request)
     record = storage.request_resume(checked_id(search_id))
     request.app.state.dispatcher.wake()
-    return search_out(storage, record)
+    return search_out(request, record)
 
 
 @router.post("/{search_id}/stop", status_code=202, response_model=SearchOut)
 def stop_search(search_id: str, request: Request) -> SearchOut:
     """Stop: no new trials start, running ones finish, then the search ends ``succeeded``."""
     storage = _storage(request)
-    return search_out(storage, storage.request_stop(checked_id(search_id)))
+    return search_out(request, storage.request_stop(checked_id(search_id)))
 
 
 @router.get("/{search_id}/trials", response_model=TrialPage)
@@ -238,8 +246,8 @@ def get_pareto(search_id: str, request: Request) -> ParetoOut:
     """Non-dominated succeeded trials for the search's objectives."""
     storage = _storage(request)
     record = storage.get_search(checked_id(search_id))
-    spec = SearchSpec.model_validate(record.spec)
-    front = pareto_front(storage.trial_outcomes(record.id), spec.objectives)
+    spec, summary = summary_of(request, record)
+    front = [p for p, on in zip(summary.points, summary.on_front, strict=True) if on]
     return ParetoOut(
         search_id=record.id,
         objectives=[

@@ -20,16 +20,14 @@ from service.api.schemas import (
     ObjectiveOut,
     PointsOut,
 )
-from service.api.searches import checked_id, search_out, trial_out
+from service.api.searches import checked_id, search_out, summary_of, trial_out
 from service.storage import Storage
 from service.storage.trial_views import ChangeCursor
 from service.summaries import (
     CONFIGS_FOR_ALL_UP_TO,
     asha_rungs,
     front_mask,
-    hypervolume_series,
     learning_curve,
-    plotted_points,
     trial_decisions,
 )
 from supernas.objectives import Metric
@@ -56,15 +54,14 @@ def get_points(
     of the feasible ones (as it was at ``before``, if given)."""
     storage = _storage(request)
     record = storage.get_search(checked_id(search_id))
-    spec = SearchSpec.model_validate(record.spec)
     _, cursor, _ = storage.trial_changes(record.id, None, 0)
-    every = plotted_points(storage.trial_outcomes(record.id), spec.objectives, record.started_at)
-    finished = [p.finished_s for p in every if p.finished_s is not None]
-    points = every
+    spec, summary = summary_of(request, record)
+    finished = [p.finished_s for p in summary.points if p.finished_s is not None]
+    points, on_front = summary.points, summary.on_front
     if before is not None and record.started_at is not None:
         limit_s = (before - record.started_at).total_seconds()
-        points = [p for p in every if p.finished_s is not None and p.finished_s < limit_s]
-    on_front = front_mask(points, spec.objectives)
+        points = [p for p in points if p.finished_s is not None and p.finished_s < limit_s]
+        on_front = front_mask(points, spec.objectives)
     with_config = [
         p.number
         for p, front in zip(points, on_front, strict=True)
@@ -94,11 +91,9 @@ def get_points(
 def get_hypervolume(search_id: str, request: Request) -> HypervolumeOut:
     """Hypervolume of the feasible front after each trial that raised it, in finishing order; the
     reference point is each objective's worst feasible value widened by 10% of its range."""
-    storage = _storage(request)
-    record = storage.get_search(checked_id(search_id))
-    spec = SearchSpec.model_validate(record.spec)
-    points = plotted_points(storage.trial_outcomes(record.id), spec.objectives, record.started_at)
-    reference, series = hypervolume_series(points, spec.objectives)
+    record = _storage(request).get_search(checked_id(search_id))
+    spec, summary = summary_of(request, record)
+    reference, series = summary.hypervolume()
     return HypervolumeOut(
         objectives=_objectives(spec),
         reference_point=reference,
@@ -116,10 +111,9 @@ def get_curves(
     """Learning curves (metric per fidelity) of the front's trials, then of the most recently changed."""
     storage = _storage(request)
     record = storage.get_search(checked_id(search_id))
-    spec = SearchSpec.model_validate(record.spec)
+    spec, summary = summary_of(request, record)
     name = (metric or spec.objectives[0].metric).value
-    points = plotted_points(storage.trial_outcomes(record.id), spec.objectives, record.started_at)
-    front = {p.number for p, on in zip(points, front_mask(points, spec.objectives), strict=True) if on}
+    front = {p.number for p, on in zip(summary.points, summary.on_front, strict=True) if on}
     recent = storage.recently_updated_trials(record.id, limit).items
     numbers = list(dict.fromkeys([*sorted(front), *(t.number for t in recent)]))[:limit]
     trials = storage.trials_by_number(record.id, numbers, with_reports=True)
@@ -164,7 +158,7 @@ def get_changes(
     cursor = ChangeCursor.decode(after) if after is not None else None
     trials, new_cursor, more = storage.trial_changes(record.id, cursor, CHANGES_PER_CALL)
     return ChangesOut(
-        search=search_out(storage, record),
+        search=search_out(request, record),
         trials=[trial_out(request, t) for t in trials],
         cursor=new_cursor.encode(),
         has_more=more,

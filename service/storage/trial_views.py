@@ -103,6 +103,21 @@ class TrialViewStore:
                 for number, state, metrics, fidelity, reason, finished_at, updated_at in s.execute(stmt)
             ]
 
+    def trials_stamp(self, search_id: str) -> tuple[int, str | None, int]:
+        """Changes whenever a trial of the search is created or changed: (trials, latest change,
+        trials changed at that instant). Cheap: it reads the (search_id, updated_at) index."""
+        of_search = TrialRow.search_id == search_id
+        with Session(self.engine) as s, s.begin():
+            count, latest = s.execute(
+                select(func.count(), func.max(TrialRow.updated_at)).where(of_search)
+            ).one()
+            at_latest = 0
+            if latest is not None:
+                at_latest = (
+                    s.scalar(select(func.count()).where(of_search, TrialRow.updated_at == latest)) or 0
+                )
+            return count, None if latest is None else str(latest), at_latest
+
     def trial_configs(self, search_id: str, numbers: list[int]) -> dict[int, dict[str, Any]]:
         """number -> config of the given trials."""
         result: dict[int, dict[str, Any]] = {}
