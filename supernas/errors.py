@@ -1,4 +1,5 @@
-"""The one error hierarchy of supernas; the service maps each class to an HTTP status."""
+"""The one error hierarchy of supernas; the service maps each class to an HTTP status and a stable
+machine-readable ``code`` (sent in every problem+json body)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ class SupernasError(Exception):
 
     status_code = 500
     title = "Internal error"
+    code = "internal_error"
 
 
 class InvalidInputError(SupernasError):
@@ -15,6 +17,7 @@ class InvalidInputError(SupernasError):
 
     status_code = 422
     title = "Invalid input"
+    code = "invalid_input"
 
     def __init__(self, message: str, loc: tuple[str | int, ...] = ()) -> None:
         super().__init__(message)
@@ -25,6 +28,7 @@ class InvalidInputError(SupernasError):
 class NotFoundError(SupernasError):
     status_code = 404
     title = "Not found"
+    code = "not_found"
 
 
 class ConflictError(SupernasError):
@@ -32,12 +36,14 @@ class ConflictError(SupernasError):
 
     status_code = 409
     title = "Conflict"
+    code = "conflict"
 
 
 class SchemaMismatchError(SupernasError):
     """The database carries a schema revision this version of supernas does not know."""
 
     title = "Unknown database schema"
+    code = "schema_mismatch"
 
 
 class PayloadTooLargeError(SupernasError):
@@ -45,6 +51,7 @@ class PayloadTooLargeError(SupernasError):
 
     status_code = 413
     title = "Payload too large"
+    code = "payload_too_large"
 
 
 class MalformedInputError(SupernasError):
@@ -52,3 +59,11 @@ class MalformedInputError(SupernasError):
 
     status_code = 400
     title = "Malformed request body"
+    code = "malformed_body"
+
+
+class IdempotencyKeyReusedError(ConflictError):
+    """An ``Idempotency-Key`` already used for a request with another body."""
+
+    title = "Idempotency key reused"
+    code = "idempotency_key_reused"

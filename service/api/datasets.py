@@ -17,7 +17,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from service.api.schemas import DatasetOut, DatasetPage
 from service.storage import Storage
 from service.storage.datasets import new_dataset_id
-from supernas.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
+from supernas.errors import IdempotencyKeyReusedError, InvalidInputError, NotFoundError, PayloadTooLargeError
 from workers.datasets import dataset_fingerprint, parse_dataset, save_dataset
 from workers.task_source import dataset_dir
 
@@ -60,11 +60,15 @@ async def upload_dataset(
             ("query", "filename"),
         )
     storage = _storage(request)
-    if idempotency_key is not None and (found := storage.dataset_by_key(idempotency_key)) is not None:
-        response.status_code = 200
-        return DatasetOut.build(found)
     content = await _read_body(request, request.app.state.settings.max_upload_bytes)
     parsed = await to_thread.run_sync(parse_dataset, content, filename)
+    if idempotency_key is not None and (found := storage.dataset_by_key(idempotency_key)) is not None:
+        if (found.fingerprint, found.name) != (dataset_fingerprint(parsed), name or filename):
+            raise IdempotencyKeyReusedError(
+                f"Idempotency-Key {idempotency_key!r} was used for data set {found.id} with other data"
+            )
+        response.status_code = 200
+        return DatasetOut.build(found)
     dataset_id = new_dataset_id()
     root = request.app.state.settings.resolved_artifacts_dir
     await to_thread.run_sync(save_dataset, parsed, dataset_dir(root, dataset_id))

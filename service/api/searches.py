@@ -31,7 +31,13 @@ from service.spec_validation import resolve_search_spec
 from service.storage import Storage
 from service.storage.trial_views import SORT_COLUMNS
 from service.summaries import SearchSummary, SummaryCache
-from supernas.errors import ConflictError, InvalidInputError, MalformedInputError, NotFoundError
+from supernas.errors import (
+    ConflictError,
+    IdempotencyKeyReusedError,
+    InvalidInputError,
+    MalformedInputError,
+    NotFoundError,
+)
 from supernas.objectives import Metric
 from supernas.records import SearchRecord, TrialRecord
 from supernas.states import TrialState
@@ -112,7 +118,8 @@ def create_search(
     response: Response,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> SearchOut:
-    """Queue a new search. The same ``Idempotency-Key`` returns the first search (200) instead.
+    """Queue a new search. The same ``Idempotency-Key`` with the same spec returns the first search
+    (200) instead; with another spec it is refused (409 ``idempotency_key_reused``).
 
     Without ``supernet_id`` the search trains its own supernet, which is then listed under
     ``/api/v1/supernets`` and can be reused by later searches."""
@@ -123,6 +130,10 @@ def create_search(
         spec.model_dump(mode="json"), spec.name, idempotency_key, supernet_spec=supernet_spec
     )
     if not created:
+        if record.spec != spec.model_dump(mode="json"):
+            raise IdempotencyKeyReusedError(
+                f"Idempotency-Key {idempotency_key!r} was used for search {record.id} with another spec"
+            )
         response.status_code = 200
     request.app.state.dispatcher.wake()
     return search_out(request, record)

@@ -11,7 +11,7 @@ from search_spaces.spec import SupernetSpec
 from service.api.schemas import SupernetOut, SupernetPage
 from service.spec_validation import check_supernet_spec
 from service.storage import Storage
-from supernas.errors import NotFoundError
+from supernas.errors import IdempotencyKeyReusedError, NotFoundError
 
 router = APIRouter(prefix="/api/v1/supernets", tags=["supernets"])
 
@@ -34,6 +34,10 @@ def create_supernet(
     check_supernet_spec(spec, storage)
     record, created = storage.create_supernet(spec.model_dump(mode="json"), idempotency_key)
     if not created:
+        if record.spec != spec.model_dump(mode="json"):
+            raise IdempotencyKeyReusedError(
+                f"Idempotency-Key {idempotency_key!r} was used for supernet {record.id} with another spec"
+            )
         response.status_code = 200
     request.app.state.dispatcher.wake()
     return SupernetOut.build(record)

@@ -102,6 +102,21 @@ def test_idempotency_key_returns_the_first_search(client: TestClient) -> None:
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json()["id"] == second.json()["id"]
     assert client.get("/api/v1/searches").json()["total"] == 1
+    other = _problem(client.post("/api/v1/searches", json=SPEC | {"name": "other"}, headers=headers), 409)
+    assert other["code"] == "idempotency_key_reused" and first.json()["id"] in other["detail"]
+    assert client.get("/api/v1/searches").json()["total"] == 1
+
+
+def test_every_error_carries_a_stable_code(client: TestClient) -> None:
+    assert _problem(client.post("/api/v1/searches", json=SPEC | {"task": ""}), 422)["code"] == "invalid_input"
+    malformed = client.post("/api/v1/searches", content=b"{", headers={"content-type": "application/json"})
+    assert _problem(malformed, 400)["code"] == "malformed_body"
+    assert _problem(client.get(f"/api/v1/searches/{'0' * 32}"), 404)["code"] == "not_found"
+    assert _problem(client.get("/api/v1/no-such-route"), 404)["code"] == "not_found"
+    assert _problem(client.delete("/api/v1/searches"), 405)["code"] == "method_not_allowed"
+    search_id = client.post("/api/v1/searches", json=SPEC).json()["id"]
+    client.post(f"/api/v1/searches/{search_id}/cancel")
+    assert _problem(client.post(f"/api/v1/searches/{search_id}/pause"), 409)["code"] == "conflict"
 
 
 def test_searches_are_paged_newest_first(client: TestClient) -> None:

@@ -68,6 +68,11 @@ def test_create_list_and_get_a_supernet(client: TestClient) -> None:
     assert created.status_code == 201, created.text
     again = client.post("/api/v1/supernets", json=body, headers={"Idempotency-Key": "sn-1"})
     assert again.status_code == 200 and again.json()["id"] == created.json()["id"]
+    changed = body | {"training": {"epochs": 4}}
+    reused = _problem(
+        client.post("/api/v1/supernets", json=changed, headers={"Idempotency-Key": "sn-1"}), 409
+    )
+    assert reused["code"] == "idempotency_key_reused"
     record = created.json()
     assert record["state"] == "queued" and record["family"] == "elastic_mlp"
     assert record["spec"]["training"]["epochs"] == 3
@@ -188,6 +193,18 @@ def test_upload_an_npz_of_images(client: TestClient) -> None:
     content = _npz(x=rng.random((30, 1, 6, 6), dtype=np.float32), y=np.arange(30) % 3)
     dataset = client.post("/api/v1/datasets", params={"filename": "imgs.npz"}, content=content).json()
     assert dataset["kind"] == "image" and dataset["input_shape"] == [1, 6, 6] and dataset["num_classes"] == 3
+
+
+def test_upload_idempotency_compares_the_data(client: TestClient) -> None:
+    url, params, key = "/api/v1/datasets", {"filename": "t.csv"}, {"Idempotency-Key": "ds-1"}
+    data = "a,label\n" + "".join(f"{i},{'xy'[i % 2]}\n" for i in range(12))
+    first = client.post(url, params=params, content=data.encode(), headers=key)
+    again = client.post(url, params=params, content=data.encode(), headers=key)
+    assert (first.status_code, again.status_code) == (201, 200), first.text
+    assert first.json()["id"] == again.json()["id"]
+    other = client.post(url, params=params, content=data.replace("\n0,", "\n9,").encode(), headers=key)
+    assert _problem(other, 409)["code"] == "idempotency_key_reused"
+    assert client.get(url).json()["total"] == 1
 
 
 def test_bad_uploads_get_clear_4xx(client: TestClient) -> None:
