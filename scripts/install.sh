@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv (Python 3.11) and installs supernas with its pinned dependencies.
 # torch 2.13.0 is installed first so that nothing pulls a CUDA build on a CPU machine.
-# Fashion-MNIST comes from Debian's dataset-fashion-mnist package (installed when apt-get is usable).
+# Chromium (for the dashboard's browser tests) and Fashion-MNIST come from Debian's dataset-fashion-mnist package (installed when apt-get is usable).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
@@ -10,6 +10,12 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null &
   apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 \
     || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1) \
     || echo "warning: could not install dataset-fashion-mnist; the fashion_mnist task will be unavailable" >&2
+fi
+# the dashboard's browser tests drive Debian's Chromium (Playwright cannot download browsers here)
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get install -y -qq chromium >/dev/null 2>&1 \
+    || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1) \
+    || echo "warning: could not install chromium; the dashboard's browser tests will fail" >&2
 fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv

@@ -6,14 +6,18 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 
 import supernas
-from service.api import datasets, health, searches, supernets
-from service.api.problems import install_problem_handlers
+from service.api import datasets, health, searches, supernets, tokens, views
+from service.api.problems import PROBLEM_RESPONSES, install_problem_handlers
+from service.auth import FIRST_TOKEN_NOTICE, authenticate, bootstrap_admin_token
+from service.dashboard import pages
 from service.dispatch import Dispatcher
 from service.settings import Settings
 from service.storage import Storage
+from service.summaries import SummaryCache
 from workers.ray_runtime import ensure_ray, shutdown_ray
 
 log = logging.getLogger(__name__)
@@ -26,6 +30,9 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         storage.upgrade()  # refuses to start on an unknown schema revision
+        if settings.auth and (token := bootstrap_admin_token(storage)) is not None:
+            print(f"{FIRST_TOKEN_NOTICE} {token}", flush=True)
+            log.warning("created the first admin token (printed once on stdout)")
         requeued = storage.recover_interrupted_searches()
         if requeued:
             log.warning(
@@ -48,9 +55,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.storage = storage
     app.state.dispatcher = dispatcher
+    app.state.summaries = SummaryCache(storage)
     install_problem_handlers(app)
+    app.add_middleware(GZipMiddleware, minimum_size=2048)
     app.include_router(health.router)
-    app.include_router(searches.router)
-    app.include_router(supernets.router)
-    app.include_router(datasets.router)
+    authenticated = {"responses": PROBLEM_RESPONSES, "dependencies": [Depends(authenticate)]}
+    for api in (searches, views, supernets, datasets, tokens):
+        app.include_router(api.router, **authenticated)
+    app.include_router(pages.router)
     return app

@@ -1,14 +1,21 @@
 """Dashboard views of a search, aggregated on the server: chart points, hypervolume over time,
-learning curves, scheduler decisions and the change feed for live updates."""
+learning curves, scheduler decisions, and live updates (a change feed with an ``after`` cursor, also
+as server-sent events)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from anyio import to_thread
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
 
 from search_spaces.spec import SearchSpec
+from service.api.access import owned_search
 from service.api.schemas import (
     ChangesOut,
     CurveOut,
@@ -20,7 +27,7 @@ from service.api.schemas import (
     ObjectiveOut,
     PointsOut,
 )
-from service.api.searches import checked_id, search_out, summary_of, trial_out
+from service.api.searches import search_out, summary_of, trial_out
 from service.storage import Storage
 from service.storage.trial_views import ChangeCursor
 from service.summaries import (
@@ -31,9 +38,12 @@ from service.summaries import (
     trial_decisions,
 )
 from supernas.objectives import Metric
+from supernas.records import SearchRecord
 
 router = APIRouter(prefix="/api/v1/searches", tags=["dashboard"])
 CHANGES_PER_CALL = 500
+EVENT_POLL_S = 1.0  # how often the event stream looks for changes
+HEARTBEAT_S = 15.0
 
 
 def _storage(request: Request) -> Storage:
@@ -53,7 +63,7 @@ def get_points(
     """Every succeeded or infeasible trial's objective values, column by column, with the Pareto front
     of the feasible ones (as it was at ``before``, if given)."""
     storage = _storage(request)
-    record = storage.get_search(checked_id(search_id))
+    record = owned_search(request, search_id)
     _, cursor, _ = storage.trial_changes(record.id, None, 0)
     spec, summary = summary_of(request, record)
     finished = [p.finished_s for p in summary.points if p.finished_s is not None]
@@ -91,7 +101,7 @@ def get_points(
 def get_hypervolume(search_id: str, request: Request) -> HypervolumeOut:
     """Hypervolume of the feasible front after each trial that raised it, in finishing order; the
     reference point is each objective's worst feasible value widened by 10% of its range."""
-    record = _storage(request).get_search(checked_id(search_id))
+    record = owned_search(request, search_id)
     spec, summary = summary_of(request, record)
     reference, series = summary.hypervolume()
     return HypervolumeOut(
@@ -110,7 +120,7 @@ def get_curves(
 ) -> CurvesOut:
     """Learning curves (metric per fidelity) of the front's trials, then of the most recently changed."""
     storage = _storage(request)
-    record = storage.get_search(checked_id(search_id))
+    record = owned_search(request, search_id)
     spec, summary = summary_of(request, record)
     name = (metric or spec.objectives[0].metric).value
     front = {p.number for p, on in zip(summary.points, summary.on_front, strict=True) if on}
@@ -138,11 +148,22 @@ def get_decisions(
     """The scheduler's decisions (promoted at a rung, stopped, completed, failed...), with reasons,
     for the most recently changed trials first; a page covers ``page_size`` trials."""
     storage = _storage(request)
-    record = storage.get_search(checked_id(search_id))
+    record = owned_search(request, search_id)
     rungs = asha_rungs(SearchSpec.model_validate(record.spec))
     page = storage.recently_updated_trials(record.id, page_size, page_token)
     items = [DecisionOut(**d) for t in page.items for d in trial_decisions(t, rungs)]
     return DecisionPage(items=items, next_page_token=page.next_page_token, total=page.total)
+
+
+def _changes(request: Request, record: SearchRecord, after: str | None) -> ChangesOut:
+    cursor = ChangeCursor.decode(after) if after is not None else None
+    trials, new_cursor, more = _storage(request).trial_changes(record.id, cursor, CHANGES_PER_CALL)
+    return ChangesOut(
+        search=search_out(request, record),
+        trials=[trial_out(request, t) for t in trials],
+        cursor=new_cursor.encode(),
+        has_more=more,
+    )
 
 
 @router.get("/{search_id}/changes", response_model=ChangesOut)
@@ -153,13 +174,45 @@ def get_changes(
 ) -> ChangesOut:
     """Trials created or changed since ``after`` (at most 500; call again while ``has_more``), with the
     search itself. Without ``after``: only the current cursor."""
-    storage = _storage(request)
-    record = storage.get_search(checked_id(search_id))
-    cursor = ChangeCursor.decode(after) if after is not None else None
-    trials, new_cursor, more = storage.trial_changes(record.id, cursor, CHANGES_PER_CALL)
-    return ChangesOut(
-        search=search_out(request, record),
-        trials=[trial_out(request, t) for t in trials],
-        cursor=new_cursor.encode(),
-        has_more=more,
-    )
+    return _changes(request, owned_search(request, search_id), after)
+
+
+@router.get(
+    "/{search_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "A stream of change events"}},
+)
+async def stream_events(
+    search_id: str,
+    request: Request,
+    after: Annotated[str | None, Query(max_length=200, description="Cursor to start after")] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=200)] = None,
+) -> StreamingResponse:
+    """Server-sent events: a ``changes`` event (the body of ``/changes``, its cursor as the event id)
+    whenever trials or the search change, a comment every 15 s to keep the connection open, and an
+    ``end`` event once the search has ended. A reconnecting client resumes from ``Last-Event-ID``."""
+    record = await to_thread.run_sync(owned_search, request, search_id)
+    start = last_event_id or after
+    if start is not None:
+        ChangeCursor.decode(start)  # a bad cursor is a 422 before the stream starts
+    return StreamingResponse(_event_stream(request, record.id, start), media_type="text/event-stream")
+
+
+async def _event_stream(request: Request, search_id: str, cursor: str | None) -> AsyncIterator[str]:
+    last_state, quiet_s = None, 0.0
+    while not await request.is_disconnected():
+        record = await to_thread.run_sync(_storage(request).get_search, search_id)
+        changes = await to_thread.run_sync(_changes, request, record, cursor)
+        if changes.trials or record.state.value != last_state or cursor is None:
+            yield f"id: {changes.cursor}\nevent: changes\ndata: {changes.model_dump_json()}\n\n"
+            cursor, last_state, quiet_s = changes.cursor, record.state.value, 0.0
+            if changes.has_more:
+                continue
+        if record.state.is_terminal and not changes.has_more:
+            yield f"id: {cursor}\nevent: end\ndata: {json.dumps({'state': record.state.value})}\n\n"
+            return
+        if quiet_s >= HEARTBEAT_S:
+            yield ": keep-alive\n\n"
+            quiet_s = 0.0
+        await asyncio.sleep(EVENT_POLL_S)
+        quiet_s += EVENT_POLL_S

@@ -1,0 +1,1 @@
+"""The web dashboard: HTML pages, their JavaScript and CSS, and the bundled Plotly (no CDN)."""

@@ -1,0 +1,204 @@
+// trial.js: the trial page (/searches/<id>/trials/<n>): state, configuration, the strategy's
+// prediction beside the outcome, metrics per fidelity (table and chart) and model downloads.
+
+import {
+  API, ApiError, clear, detailSuffix, directionArrow, el, fmtDate, fmtDuration, fmtValue, getJSON,
+  objectivesOf, pathParts, reportError, secondsBetween, tableHead, toNumber,
+} from "./api.js";
+import { draw, loadPlotly, reportsFigure } from "./charts.js";
+
+const [, searchId, , number] = pathParts();
+const searchBase = `${API}/searches/${encodeURIComponent(searchId || "")}`;
+const $ = (id) => document.getElementById(id);
+
+function kvRows(tbody, entries) {
+  clear(tbody);
+  for (const [key, value] of entries) {
+    tbody.append(el("tr", {}, el("th", {}, key), el("td", { class: "mono" }, fmtValue(value))));
+  }
+}
+
+function renderHeader(trial, search) {
+  const title = `Trial #${trial.number}`;
+  document.title = `${title} · ${search ? search.name : searchId} · supernas`;
+  $("trial-title").textContent = search ? `${title} of ${search.name}` : title;
+  $("crumb-trial").textContent = `trial #${trial.number}`;
+  const crumb = $("crumb-search");
+  crumb.href = `/searches/${encodeURIComponent(searchId)}`;
+  crumb.textContent = search ? search.name : searchId;
+  const state = $("trial-state");
+  state.textContent = trial.state;
+  state.className = `badge state-big ${trial.state}`;
+  $("trial-reason").textContent = trial.state_reason || "";
+  const duration = trial.started_at ? secondsBetween(trial.started_at, trial.finished_at) : null;
+  const meta = clear($("trial-meta"));
+  const item = (label, value) => meta.append(el("span", {}, `${label} `, el("b", {}, value)));
+  item("Fidelity", fmtValue(trial.fidelity));
+  item("Created", fmtDate(trial.created_at));
+  item("Started", fmtDate(trial.started_at));
+  item("Finished", fmtDate(trial.finished_at));
+  item(trial.finished_at ? "Took" : "Running for", fmtDuration(duration));
+}
+
+function predictedText(p, suggestion) {
+  if (!p) return suggestion ? "not predicted" : "—";
+  const std = toNumber(p.std);
+  return `${fmtValue(p.mean)}${std !== null ? ` \u00b1 ${fmtValue(p.std)}` : ""}`;
+}
+
+/** The predicted {mean, std} of a metric from a suggestion's `predicted` entry (a number or an object). */
+function prediction(entry) {
+  if (entry === null || entry === undefined) return null;
+  if (typeof entry === "object") return { mean: entry.mean, std: entry.std };
+  return { mean: entry, std: null };
+}
+
+/** actual − predicted mean, and how many standard deviations that is (green within 2). */
+function difference(actual, p) {
+  const a = toNumber(actual);
+  const mean = p ? toNumber(p.mean) : null;
+  if (a === null || mean === null || !Number.isFinite(a) || !Number.isFinite(mean)) return { text: "", cls: "" };
+  const delta = a - mean;
+  const std = toNumber(p.std);
+  const text = `${delta >= 0 ? "+" : ""}${fmtValue(delta)}`;
+  if (std === null || !(std > 0)) return { text, cls: "" };
+  const z = Math.abs(delta) / std;
+  return { text: `${text} (${z.toFixed(1)}\u03c3)`, cls: z <= 2 ? "pred-ok" : "pred-off" };
+}
+
+function renderPrediction(trial, objectives) {
+  const box = clear($("trial-prediction"));
+  const suggestion = trial.suggestion;
+  if (!suggestion) {
+    box.append(el("p", { class: "empty", id: "no-prediction", "data-testid": "no-prediction" },
+      "No prediction recorded for this trial."));
+  }
+  // strategies record `predictions` ({metric: {mean, std}}); `predicted` is accepted as well
+  const predicted = (suggestion && (suggestion.predictions || suggestion.predicted)) || {};
+  if (suggestion && !Object.keys(predicted).length) {
+    const strategy = suggestion.strategy ? ` (${suggestion.strategy})` : "";
+    box.append(el("p", { class: "empty", id: "no-prediction", "data-testid": "no-prediction" },
+      `No prediction recorded: the strategy${strategy} chose this configuration without predicting its metrics.`));
+  }
+  const objectiveMetrics = objectives.map((o) => o.metric);
+  const metrics = [...objectiveMetrics, ...Object.keys(predicted).filter((m) => !objectiveMetrics.includes(m))];
+  const rows = metrics.map((metric) => {
+    const objective = objectives.find((o) => o.metric === metric);
+    const p = prediction(predicted[metric]);
+    const actual = trial.metrics ? trial.metrics[metric] : undefined;
+    const diff = difference(actual, p);
+    return el("tr", { "data-metric": metric },
+      el("th", {}, metric, objective ? ` ${directionArrow(objective.direction)}` : ""),
+      el("td", { class: "num", "data-testid": `predicted-${metric}` },
+        predictedText(p, suggestion)),
+      el("td", { class: "num", "data-testid": `actual-${metric}` },
+        actual === undefined ? "not measured" : fmtValue(actual)),
+      el("td", { class: `num ${diff.cls}` }, diff.text),
+    );
+  });
+  box.append(el("table", { class: "data", id: "prediction-table" },
+    tableHead("Metric", "Predicted (mean \u00b1 std)#", "Actual#", "Actual \u2212 predicted#"),
+    el("tbody", {}, rows)));
+  if (suggestion) {
+    const others = Object.entries(suggestion).filter(([key]) => key !== "predicted" && key !== "predictions");
+    if (others.length) {
+      const tbody = el("tbody");
+      kvRows(tbody, others);
+      box.append(el("h3", {}, "Strategy's suggestion"));
+      box.append(el("table", { class: "data kv", id: "suggestion-table" }, tbody));
+    }
+  }
+}
+
+function renderReports(trial, objectives) {
+  const reports = trial.reports || [];
+  const table = $("trial-reports");
+  $("reports-empty").hidden = reports.length > 0;
+  table.hidden = reports.length === 0;
+  const keys = [];
+  for (const o of objectives) if (reports.some((r) => r.metrics && o.metric in r.metrics)) keys.push(o.metric);
+  for (const r of reports) for (const key of Object.keys(r.metrics || {})) if (!keys.includes(key)) keys.push(key);
+  clear(table.tHead).append(el("tr", {},
+    el("th", { class: "num" }, "Step"), el("th", { class: "num" }, "Fidelity"),
+    keys.map((k) => el("th", { class: "num" }, k)), el("th", {}, "Time")));
+  const body = clear(table.tBodies[0]);
+  for (const r of reports) {
+    body.append(el("tr", {},
+      el("td", { class: "num" }, String(r.step)), el("td", { class: "num" }, fmtValue(r.fidelity)),
+      keys.map((k) => el("td", { class: "num" }, fmtValue(r.metrics ? r.metrics[k] : null))),
+      el("td", { class: "small muted" }, fmtDate(r.created_at))));
+  }
+  const select = clear($("report-metric"));
+  const numeric = keys.filter((k) => reports.some((r) => r.metrics && Number.isFinite(toNumber(r.metrics[k]))));
+  for (const k of numeric) select.append(el("option", { value: k }, k));
+  if (!numeric.length) {
+    $("reports-chart").hidden = true;
+    select.disabled = true;
+    return;
+  }
+  const drawChart = () => {
+    draw("reports-chart", reportsFigure(reports, select.value))
+      .catch((err) => reportError(err, "Could not draw the chart"));
+  };
+  select.addEventListener("change", drawChart);
+  drawChart();
+}
+
+function renderArtifacts(trial) {
+  const box = clear($("artifacts"));
+  const formats = trial.model_formats || (trial.has_model ? ["torchscript", "onnx", "manifest"] : []);
+  if (!formats.length) {
+    const why = trial.state === "succeeded"
+      ? "none was exported"
+      : "only trials that ran to the last fidelity are exported";
+    box.append(el("p", { class: "empty", id: "no-artifacts" },
+      `No model: ${why}${trial.state_reason ? ` (${trial.state_reason})` : ""}.`));
+    return;
+  }
+  box.append(el("div", { class: "row" }, formats.map((format) => el("a", {
+    class: "button download",
+    href: `${searchBase}/trials/${encodeURIComponent(number)}/model?format=${encodeURIComponent(format)}`,
+    download: "",
+    "data-format": format,
+    "data-testid": `download-${format}`,
+  }, `\u2913 ${format}`))));
+}
+
+async function main() {
+  if (!searchId || number === undefined) return;
+  const requests = Promise.allSettled([
+    getJSON(`${searchBase}/trials/${encodeURIComponent(number)}`),
+    getJSON(searchBase),
+  ]);
+  loadPlotly().catch(() => {}); // runs while the server answers; a failure shows when the chart is drawn
+  const [trialResult, searchResult] = await requests;
+  $("loading").hidden = true;
+  if (trialResult.status === "rejected") {
+    const err = trialResult.reason;
+    const box = $("page-error");
+    box.hidden = false;
+    if (err instanceof ApiError && err.status === 404) {
+      box.textContent = `Trial ${number} of search ${searchId} not found${detailSuffix(err)}.`;
+    } else {
+      box.textContent = `Could not load trial ${number}: ${err.message}`;
+      if (err instanceof ApiError && err.isNetwork) reportError(err);
+    }
+    document.body.dataset.ready = "1";
+    return;
+  }
+  const trial = trialResult.value;
+  const search = searchResult.status === "fulfilled" ? searchResult.value : null;
+  if (!search) reportError(searchResult.reason, "Could not load the search");
+  const objectives = search ? objectivesOf(search) : [];
+  $("trial-content").hidden = false;
+  renderHeader(trial, search);
+  kvRows($("trial-config").tBodies[0], Object.entries(trial.config || {}));
+  kvRows($("trial-metrics").tBodies[0], Object.entries(trial.metrics || {}));
+  renderPrediction(trial, objectives);
+  renderReports(trial, objectives);
+  renderArtifacts(trial);
+  window.__dashboardReady = true;
+  document.body.dataset.ready = "1";
+}
+
+main();

@@ -1,0 +1,63 @@
+"""The trial page: configuration, state, metrics per fidelity (table and chart), the strategy's
+prediction beside the outcome, and readable messages for a trial without prediction or an unknown one."""
+
+from __future__ import annotations
+
+from harness import Dashboard, OfflineService
+from playwright.sync_api import expect
+from shapes import ACCURACY, PARAMS, insert_search
+
+
+def test_trial_page_shows_config_reports_and_prediction_beside_outcome(
+    dash: Dashboard, offline_service: OfflineService
+) -> None:
+    storage = offline_service.storage
+    inserted = insert_search(storage, "trial-page", [ACCURACY, PARAMS], 3, suggestion_for={0})
+    trial = storage.get_trial(inserted.search_id, 0)
+    dash.open(f"/searches/{inserted.search_id}/trials/0")
+    dash.wait_ready()
+    page = dash.page
+
+    expect(page.locator("#trial-title")).to_have_text("Trial #0 of trial-page")
+    expect(page.locator("#trial-state")).to_have_text("succeeded")
+    expect(page.locator("#trial-reason")).to_have_text("completed")
+    expect(page.locator("#crumb-search")).to_have_attribute("href", f"/searches/{inserted.search_id}")
+    # the configuration, one row per key
+    config_rows = page.locator("#trial-config tbody tr")
+    expect(config_rows).to_have_count(len(trial.config))
+    for key, value in trial.config.items():
+        shown = f"{int(value):,}" if float(value).is_integer() else str(value)  # as the page formats numbers
+        expect(page.locator("#trial-config tbody tr", has_text=key)).to_contain_text(shown)
+    # metrics per fidelity: one row per report, and the chart
+    expect(page.locator("#trial-reports tbody tr")).to_have_count(2)
+    expect(page.locator("#trial-reports thead")).to_contain_text("accuracy")
+    chart = dash.chart("reports-chart")
+    assert chart is not None and chart["svg"] and chart["traces"][0]["points"] == 2
+    page.select_option("#report-metric", "params")
+    page.wait_for_function("document.getElementById('reports-chart').layout.yaxis.title.text === 'params'")
+    # the prediction beside the outcome, per objective
+    expect(page.locator("[data-testid='predicted-accuracy']")).to_have_text("0.9 ± 0.02")
+    expect(page.locator("[data-testid='predicted-params']")).to_have_text("8,000 ± 900")
+    actual = trial.metrics["accuracy"]
+    expect(page.locator("[data-testid='actual-accuracy']")).to_have_text(f"{actual:.4g}")
+    expect(page.locator("#suggestion-table")).to_contain_text("botorch")
+    expect(page.locator("#suggestion-table")).to_contain_text("acquisition_value")
+    expect(page.locator("#artifacts")).to_contain_text("No model")
+    dash.screenshot("-prediction")
+
+    # a trial without a recorded prediction says so
+    dash.open(f"/searches/{inserted.search_id}/trials/1")
+    dash.wait_ready()
+    expect(page.locator("#no-prediction")).to_contain_text("No prediction recorded")
+    expect(page.locator("[data-testid='actual-accuracy']")).not_to_have_text("not measured")
+    dash.assert_no_console_errors()
+
+
+def test_unknown_trial_shows_not_found(dash: Dashboard, offline_service: OfflineService) -> None:
+    inserted = insert_search(offline_service.storage, "trial-missing", [ACCURACY], 1)
+    dash.open(f"/searches/{inserted.search_id}/trials/99")
+    dash.wait_ready()
+    expect(dash.page.locator("#page-error")).to_contain_text(
+        f"Trial 99 of search {inserted.search_id} not found"
+    )
+    dash.assert_no_console_errors(allowed=(r"status of 404",))
