@@ -108,8 +108,13 @@ def _hyperparameter_param(name: str, spec: FloatRange | IntRange | Choice) -> Pa
 
 
 class Budget(_Strict):
+    """Limits of a search; each can be changed while the search runs (PATCH .../budget)."""
+
     max_trials: PositiveInt = Field(default=20, le=100_000)
     max_parallel: PositiveInt = Field(default=1, le=1024)
+    max_failed: PositiveInt | None = Field(
+        default=None, description="The search fails once this many trials failed; null for no limit."
+    )
     max_duration_s: float | None = Field(
         default=3600.0, gt=0, description="Wall-clock budget; null for none."
     )

@@ -22,8 +22,65 @@ UrlOption = Annotated[str, typer.Option(envvar="SUPERNAS_URL", help="Base URL of
 _TERMINAL = {"succeeded", "failed", "canceled"}
 
 
+token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+_TOKEN: dict[str, str | None] = {"value": None}
+
+
+@app.callback()
+def _global_options(
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="SUPERNAS_TOKEN", help="API token (bearer); see 'supernas token create'."),
+    ] = None,
+) -> None:
+    _TOKEN["value"] = token
+
+
 def _client(url: str) -> SupernasClient:
-    return SupernasClient(url)
+    return SupernasClient(url, token=_TOKEN["value"])
+
+
+@token_app.command("create")
+def token_create(
+    owner: Annotated[str | None, typer.Option(help="Owner of the token (default: yours).")] = None,
+    description: Annotated[str, typer.Option(help="What the token is for.")] = "",
+    expires_in_days: Annotated[float | None, typer.Option(help="Lifetime (default: never expires).")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="An admin token (admins only).")] = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Create a token and print it once (only its hash is stored)."""
+    try:
+        created = _client(url).create_token(owner, description, expires_in_days, admin)
+    except ApiError as error:
+        raise _fail(error) from error
+    typer.echo(created["token"])
+    typer.echo(
+        f"id {created['id']}, owner {created['owner']}, expires {created['expires_at'] or 'never'}", err=True
+    )
+
+
+@token_app.command("list")
+def token_list(url: UrlOption = DEFAULT_URL) -> None:
+    """Your tokens (all tokens for an admin), without their secrets."""
+    try:
+        tokens = _client(url).tokens()
+    except ApiError as error:
+        raise _fail(error) from error
+    for t in tokens:
+        status = "revoked" if t["revoked_at"] else f"expires {t['expires_at'] or 'never'}"
+        role = " admin" if t["is_admin"] else ""
+        typer.echo(f"{t['id']}  {t['owner']}{role}  {status}  {t['description']}")
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str, url: UrlOption = DEFAULT_URL) -> None:
+    """Revoke a token: requests with it are refused from now on."""
+    try:
+        revoked = _client(url).revoke_token(token_id)
+    except ApiError as error:
+        raise _fail(error) from error
+    typer.echo(f"revoked {revoked['id']} ({revoked['owner']})")
 
 
 def _fail(error: ApiError) -> typer.Exit:

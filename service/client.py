@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,12 @@ class ApiError(Exception):
 
 
 class SupernasClient:
-    def __init__(self, base_url: str, timeout_s: float = 30.0) -> None:
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
+    """``token`` (default: the ``SUPERNAS_TOKEN`` environment variable) is sent as a bearer token."""
+
+    def __init__(self, base_url: str, timeout_s: float = 30.0, token: str | None = None) -> None:
+        token = token if token is not None else os.environ.get("SUPERNAS_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s, headers=headers)
 
     def close(self) -> None:
         self._http.close()
@@ -35,6 +40,18 @@ class SupernasClient:
                 problem = {"detail": response.text}
             raise ApiError(response.status_code, problem)
         return response
+
+    def create_token(
+        self, owner: str | None, description: str, expires_in_days: float | None, is_admin: bool
+    ) -> dict[str, Any]:
+        body = {"owner": owner, "description": description, "expires_in_days": expires_in_days}
+        return self._call("POST", "/api/v1/tokens", json=body | {"is_admin": is_admin}).json()
+
+    def tokens(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/api/v1/tokens").json()["items"]
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/tokens/{token_id}/revoke").json()
 
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/healthz").json()

@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from service.auth import printed_admin_token
 from service.client import ApiError, SupernasClient
 
 
@@ -75,6 +76,11 @@ def run_demo(spec: dict[str, Any], data_dir: Path | None) -> None:
     client = SupernasClient(f"http://127.0.0.1:{port}")
     try:
         _wait_healthy(client, server, log, timeout_s=120)
+        token = printed_admin_token(log.read_text(errors="replace"))
+        if token is not None:  # auth is on: use the admin token this fresh service printed
+            client.close()
+            client = SupernasClient(f"http://127.0.0.1:{port}", token=token)
+            typer.echo(f"Using the admin token the service printed on its first start (see {log})")
         search = client.submit(spec)
         typer.echo(f"Submitted search {search['id']} ({spec.get('name', 'search')}); progress:")
         final = watch(client, search["id"])

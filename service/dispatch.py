@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from search_spaces.spec import Budget
 from service.settings import Settings
 from service.storage import Storage
 from supernas.records import Observation, SearchRecord, SupernetRecord
@@ -88,34 +89,35 @@ class SupernetStorageListener:
         self._storage.set_supernet_state(self._supernet_id, SupernetState.TRAINING, message)
 
 
-class _CancelCheck:
-    """True once the search is canceled through this process or in the database, or on shutdown.
+class _LiveControl:
+    """A running search's ``SearchControl``, read from the database (at most every 2 s): a cancel
+    (also through this process, or on shutdown), a requested pause or stop, and the current budget."""
 
-    ``winding_down()`` is true once a pause or stop is requested (read from the database)."""
-
-    def __init__(self, storage: Storage, search_id: str, shutdown: threading.Event) -> None:
+    def __init__(self, storage: Storage, record: SearchRecord, shutdown: threading.Event) -> None:
         self.event = threading.Event()
-        self._storage, self._search_id, self._shutdown = storage, search_id, shutdown
-        self._checked_at = 0.0
-        self.requested_action: str | None = None
+        self._storage, self._search_id, self._shutdown = storage, record.id, shutdown
+        self._checked_at = time.monotonic()
+        self._record = record
 
-    def _poll(self) -> None:
+    def _poll(self) -> SearchRecord:
         if time.monotonic() - self._checked_at > _CANCEL_POLL_S:
             self._checked_at = time.monotonic()
-            record = self._storage.get_search(self._search_id)
-            self.requested_action = record.requested_action
-            if record.cancel_requested:
+            self._record = self._storage.get_search(self._search_id)
+            if self._record.cancel_requested:
                 self.event.set()
+        return self._record
 
-    def __call__(self) -> bool:
+    def canceled(self) -> bool:
         if self.event.is_set() or self._shutdown.is_set():
             return True
         self._poll()
         return self.event.is_set()
 
     def winding_down(self) -> bool:
-        self._poll()
-        return self.requested_action is not None
+        return self._poll().requested_action is not None
+
+    def budget(self) -> Budget:
+        return Budget.model_validate(self._poll().spec["budget"])
 
 
 class Dispatcher:
@@ -126,7 +128,7 @@ class Dispatcher:
         self._shutdown = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
-        self._active: dict[str, tuple[threading.Thread, _CancelCheck | None]] = {}
+        self._active: dict[str, tuple[threading.Thread, _LiveControl | None]] = {}
         self._loop: threading.Thread | None = None
 
     # --- control ---------------------------------------------------------------------------
@@ -178,7 +180,7 @@ class Dispatcher:
             self._wake.clear()
 
     def _launch(self, record: SearchRecord) -> None:
-        check = _CancelCheck(self._storage, record.id, self._shutdown)
+        check = _LiveControl(self._storage, record, self._shutdown)
         thread = threading.Thread(
             target=self._run_search, args=(record, check), name=f"search-{record.id[:8]}"
         )
@@ -227,6 +229,7 @@ class Dispatcher:
             if t.state.is_terminal
         ]
         spent = sum(1 for t in trials if t.state in _BUDGET_STATES)
+        failed = sum(1 for t in trials if t.state is TrialState.FAILED)
         started = record.started_at or datetime.now(UTC)
         return SearchJob(
             search_id=record.id,
@@ -235,16 +238,17 @@ class Dispatcher:
             artifacts_root=str(self._artifacts_root),
             history=history,
             first_number=self._storage.next_trial_number(record.id),
-            trials_to_run=record.spec["budget"]["max_trials"] - spent,
+            spent_before=spent,
+            failed_before=failed,
             elapsed_s=(datetime.now(UTC) - started).total_seconds(),
             supernet_id=record.supernet_id,
         )
 
-    def _run_search(self, record: SearchRecord, check: _CancelCheck) -> None:
+    def _run_search(self, record: SearchRecord, check: _LiveControl) -> None:
         log.info("running search %s (attempt %d)", record.id, record.attempt)
         listener = StorageListener(self._storage, record.id, self._artifacts_root, record.supernet_id)
         try:
-            outcome = run_search(self._job(record), listener, check, check.winding_down)
+            outcome = run_search(self._job(record), listener, check)
         except Exception as exc:
             log.exception("search %s crashed", record.id)
             outcome = SearchOutcome(SearchState.FAILED, f"search driver error: {exc}"[:2000])

@@ -16,6 +16,10 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite in data_dir.")
     artifacts_dir: Path | None = Field(default=None, description="Models and checkpoints; default: data_dir.")
+    auth: bool = Field(
+        default=False,
+        description="Require bearer tokens on the API; false only for a single-user local run.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     ray_num_cpus: int | None = Field(default=None, ge=1, description="CPUs of the embedded Ray instance.")

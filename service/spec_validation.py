@@ -11,6 +11,7 @@ from typing import Any
 
 from search_spaces.families import get_family
 from search_spaces.spec import SearchSpec, SupernetSpec
+from service.auth import Principal
 from service.storage import Storage
 from supernas.errors import ConflictError, InvalidInputError, NotFoundError
 from supernas.states import SupernetState
@@ -19,13 +20,17 @@ from workers.task_source import is_dataset_id
 from workers.tasks import TASK_KINDS, TASKS, task_available
 
 
-def _task_kind(task: str, storage: Storage, loc: tuple[str, ...]) -> str:
-    """The input kind of ``task``, raising ``InvalidInputError`` for unknown or unavailable tasks."""
+def _task_kind(task: str, storage: Storage, loc: tuple[str, ...], principal: Principal) -> str:
+    """The input kind of ``task``, raising ``InvalidInputError`` for unknown or unavailable tasks
+    (another owner's data set is unknown too)."""
     if is_dataset_id(task):
         try:
-            return storage.get_dataset(task).kind
+            dataset = storage.get_dataset(task)
         except NotFoundError:
-            raise InvalidInputError(f"no uploaded data set with id {task!r}", loc) from None
+            dataset = None
+        if dataset is None or not principal.sees(dataset.owner):
+            raise InvalidInputError(f"no uploaded data set with id {task!r}", loc)
+        return dataset.kind
     if task not in TASKS:
         raise InvalidInputError(
             f"unknown task {task!r}; built-in tasks: {sorted(TASKS)}, or an uploaded data set id (ds_...)",
@@ -47,31 +52,33 @@ def _check_family_takes_task(family_name: str, kind: str, task: str) -> None:
         )
 
 
-def check_supernet_spec(spec: SupernetSpec, storage: Storage) -> None:
-    kind = _task_kind(spec.task, storage, ("body", "task"))
+def check_supernet_spec(spec: SupernetSpec, storage: Storage, principal: Principal) -> None:
+    kind = _task_kind(spec.task, storage, ("body", "task"), principal)
     _check_family_takes_task(spec.space.family, kind, spec.task)
 
 
-def resolve_search_spec(spec: SearchSpec, storage: Storage) -> SearchSpec:
+def resolve_search_spec(spec: SearchSpec, storage: Storage, principal: Principal) -> SearchSpec:
     """Check every name in ``spec``; with ``supernet_id``, fill in the supernet's space and training."""
     if spec.strategy not in STRATEGIES:
         raise InvalidInputError(
             f"unknown strategy {spec.strategy!r}; available: {sorted(STRATEGIES)}", ("body", "strategy")
         )
-    kind = _task_kind(spec.task, storage, ("body", "task"))
+    kind = _task_kind(spec.task, storage, ("body", "task"), principal)
     if spec.supernet_id is not None:
-        spec = _with_supernet(spec, storage)
+        spec = _with_supernet(spec, storage, principal)
     _check_family_takes_task(spec.arch_space.family, kind, spec.task)
     return spec
 
 
-def _with_supernet(spec: SearchSpec, storage: Storage) -> SearchSpec:
+def _with_supernet(spec: SearchSpec, storage: Storage, principal: Principal) -> SearchSpec:
     assert spec.supernet_id is not None
     loc = ("body", "supernet_id")
     try:
         supernet = storage.get_supernet(spec.supernet_id)
     except NotFoundError:
-        raise InvalidInputError(f"no supernet with id {spec.supernet_id!r}", loc) from None
+        supernet = None
+    if supernet is None or not principal.sees(supernet.owner):
+        raise InvalidInputError(f"no supernet with id {spec.supernet_id!r}", loc)
     if supernet.state is not SupernetState.READY:
         raise ConflictError(
             f"supernet {supernet.id} is {supernet.state.value} ({supernet.state_reason}); "

@@ -10,6 +10,7 @@ class SupernasError(Exception):
     status_code = 500
     title = "Internal error"
     code = "internal_error"
+    headers: dict[str, str] | None = None
 
 
 class InvalidInputError(SupernasError):
@@ -67,3 +68,20 @@ class IdempotencyKeyReusedError(ConflictError):
 
     title = "Idempotency key reused"
     code = "idempotency_key_reused"
+
+
+class UnauthorizedError(SupernasError):
+    """No valid bearer token: missing, malformed, unknown, expired or revoked."""
+
+    status_code = 401
+    title = "Unauthorized"
+    code = "unauthorized"
+    headers = {"WWW-Authenticate": 'Bearer realm="supernas"'}
+
+
+class ForbiddenError(SupernasError):
+    """A valid token that may not do this (an admin-only action)."""
+
+    status_code = 403
+    title = "Forbidden"
+    code = "forbidden"

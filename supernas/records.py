@@ -26,6 +26,7 @@ class SearchRecord:
     attempt: int = 0
     supernet_id: str | None = None
     requested_action: str | None = None  # "pause" or "stop" while the running trials finish
+    owner: str = "local"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class SupernetRecord:
     created_at: datetime
     finished_at: datetime | None
     attempt: int = 0
+    owner: str = "local"
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,20 @@ class DatasetRecord:
     fingerprint: str
     size_bytes: int
     created_at: datetime
+    owner: str = "local"
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """An API token's public side; its secret is shown once at creation and stored only hashed."""
+
+    id: str
+    owner: str
+    description: str
+    is_admin: bool
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,12 @@ from supernas.records import Observation
 from supernas.states import SearchState, SupernetState
 from surrogates.registry import make_strategy
 from surrogates.strategy import SearchProblem
+from workers.control import SearchControl
 from workers.listener import SearchListener
 from workers.searcher import StrategySearcher
 from workers.supernet_job import run_supernet_training
 from workers.trial import evaluate_subnet
-from workers.tune_callbacks import CancelStopper, ListenerCallback
+from workers.tune_callbacks import ListenerCallback, RunStopper
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ class SearchJob:
     artifacts_root: str
     history: list[Observation] = field(default_factory=list)
     first_number: int = 0
-    trials_to_run: int = 0
+    spent_before: int = 0  # trials of earlier runs that used budget
+    failed_before: int = 0  # trials of earlier runs that failed
     elapsed_s: float = 0.0
     supernet_id: str | None = None
 
@@ -93,37 +95,42 @@ def _train(job: SearchJob, listener: SearchListener, is_canceled: Callable[[], b
     return None
 
 
-def run_search(
-    job: SearchJob,
-    listener: SearchListener,
-    is_canceled: Callable[[], bool],
-    winding_down: Callable[[], bool] = lambda: False,
-) -> SearchOutcome:
-    """Run the search until its budget is spent, it is canceled, or (``winding_down``: a pause or stop
-    was requested) no new trial may start and the running ones have finished."""
+def run_search(job: SearchJob, listener: SearchListener, control: SearchControl) -> SearchOutcome:
+    """Run the search until its budget is spent, it is canceled, too many trials failed, or (a pause or
+    stop was requested) no new trial may start and the running ones have finished. The budget is
+    read from ``control`` throughout, so changes made while the search runs take effect."""
     spec = SearchSpec.model_validate(job.spec)
     started = time.monotonic()
-    ended = _train(job, listener, lambda: is_canceled() or winding_down())
+    ended = _train(job, listener, lambda: control.canceled() or control.winding_down())
     if ended is not None:
-        if ended.state is SearchState.CANCELED and not is_canceled() and winding_down():
+        if ended.state is SearchState.CANCELED and not control.canceled() and control.winding_down():
             return SearchOutcome(SearchState.SUCCEEDED, "wound down during supernet training")
         return ended
-    if job.trials_to_run <= 0:
+    if job.spent_before >= control.budget().max_trials:
         return SearchOutcome(SearchState.SUCCEEDED, "trial budget already spent")
 
-    time_budget = None
-    if spec.budget.max_duration_s is not None:
-        time_budget = spec.budget.max_duration_s - job.elapsed_s - (time.monotonic() - started)
-        if time_budget <= 0:
-            return SearchOutcome(SearchState.SUCCEEDED, "max_duration_s reached before any trial could run")
-    deadline = time.monotonic() + time_budget if time_budget is not None else None
+    def seconds_left() -> float | None:
+        limit = control.budget().max_duration_s
+        return None if limit is None else limit - job.elapsed_s - (time.monotonic() - started)
+
+    if (left := seconds_left()) is not None and left <= 0:
+        return SearchOutcome(SearchState.SUCCEEDED, "max_duration_s reached before any trial could run")
+
+    searcher: StrategySearcher | None = None
+
+    def too_many_failed() -> str | None:
+        limit = control.budget().max_failed
+        failed = job.failed_before + (searcher.failed if searcher is not None else 0)
+        return (
+            f"{failed} trials failed (max_failed {limit})" if limit is not None and failed >= limit else None
+        )
 
     def stop_reason() -> str | None:
-        if is_canceled():
+        if control.canceled():
             return "search canceled"
-        if deadline is not None and time.monotonic() >= deadline:
+        if (left := seconds_left()) is not None and left <= 0:
             return "max_duration_s reached"
-        return None
+        return too_many_failed()
 
     first = spec.objectives[0]
     metric, mode = first.metric.value, "max" if first.direction == Direction.MAXIMIZE else "min"
@@ -138,7 +145,8 @@ def run_search(
         metric=metric,
         mode=mode,
         on_suggest=listener.trial_created,
-        winding_down=winding_down,
+        control=control,
+        spent_before=job.spent_before,
     )
     job_params = {
         "spec": job.spec,
@@ -155,24 +163,24 @@ def run_search(
             mode=mode,
             search_alg=searcher,
             scheduler=_scheduler(spec),
-            num_samples=job.trials_to_run,
-            max_concurrent_trials=spec.budget.max_parallel,
-            time_budget_s=time_budget,
+            num_samples=-1,  # the searcher ends the run: the budget may change while it runs
             reuse_actors=False,
         ),
         run_config=tune.RunConfig(
             name=f"{job.search_id}-attempt{job.attempt}",
             storage_path=str(Path(job.artifacts_root) / "ray_results"),
-            stop=CancelStopper(is_canceled),
+            stop=RunStopper(lambda: stop_reason() is not None),
             callbacks=[ListenerCallback(listener, spec.max_fidelity, stop_reason)],
             failure_config=tune.FailureConfig(max_failures=1),
             verbose=0,
         ),
     )
     tuner.fit()
-    if is_canceled():
+    if control.canceled():
         return SearchOutcome(SearchState.CANCELED, "canceled by user")
-    if winding_down():
+    if (failed := too_many_failed()) is not None:
+        return SearchOutcome(SearchState.FAILED, failed)
+    if control.winding_down():
         return SearchOutcome(SearchState.SUCCEEDED, "wound down: running trials finished")
     reason = stop_reason()
     return SearchOutcome(SearchState.SUCCEEDED, reason or "trial budget spent")

@@ -3,6 +3,10 @@
 Trial numbers are dense per search and continue after a resume; the strategy sees the full
 history (stored trials plus those finished in this run) and the configs still pending. What the
 strategy predicted for each config is handed to ``on_suggest`` to be stored with the trial.
+
+The searcher also enforces the search's live budget (``SearchControl.budget()``, which the user may
+change while it runs): no trial beyond ``max_trials``, no more than ``max_parallel`` at once, and
+none at all once a pause or stop was requested.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from ray.tune.search import Searcher
 from supernas.records import Observation
 from supernas.states import TrialState
 from surrogates.strategy import Strategy
+from workers.control import SearchControl
 from workers.live_hooks import DropsLiveHooksWhenPickled
 from workers.trial_outcome import observed_metrics, observed_state
 
@@ -22,7 +27,7 @@ OnSuggest = Callable[[int, dict[str, Any], dict[str, Any]], None]
 
 
 class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
-    _live_attributes = ("_on_suggest", "_winding_down")
+    _live_attributes = ("_on_suggest", "_control")
 
     def __init__(
         self,
@@ -33,7 +38,8 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
         metric: str,
         mode: str,
         on_suggest: OnSuggest,
-        winding_down: Callable[[], bool] | None = None,
+        control: SearchControl,
+        spent_before: int = 0,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         self._strategy = strategy
@@ -41,14 +47,22 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
         self._next_number = first_number
         self._max_fidelity = max_fidelity
         self._on_suggest = on_suggest
-        self._winding_down = winding_down
+        self._control = control
+        self._spent_before = spent_before  # trials of earlier runs that used budget
+        self._created = 0
+        self.failed = 0  # trials of this run that raised an error
         self._pending: dict[str, tuple[int, dict[str, Any]]] = {}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        """The next trial's config, or ``Searcher.FINISHED`` once the search is pausing or stopping
-        (Tune then lets the running trials finish and ends)."""
-        if self._winding_down is not None and self._winding_down():
+        """The next trial's config; None while ``max_parallel`` trials run (Tune asks again later);
+        ``Searcher.FINISHED`` once the trial budget is used or a pause or stop was requested (Tune
+        then lets the running trials finish and ends)."""
+        budget = self._control.budget()
+        if self._control.winding_down() or self._spent_before + self._created >= budget.max_trials:
             return Searcher.FINISHED
+        if len(self._pending) >= budget.max_parallel:
+            return None
+        self._created += 1
         number = self._next_number
         self._next_number += 1
         pending = [config for _, config in self._pending.values()]
@@ -64,6 +78,7 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
         if number is None or config is None:
             return
         if error or not result:
+            self.failed += int(error)
             self._history.append(Observation(number, config, TrialState.FAILED, {}))
             return
         state = observed_state(result, self._max_fidelity)

@@ -1,4 +1,4 @@
-"""Ray Tune callbacks that forward trial events to a ``SearchListener``, and the cancel stopper."""
+"""Ray Tune callbacks that forward trial events to a ``SearchListener``, and the run's stopper."""
 
 from __future__ import annotations
 
@@ -67,16 +67,17 @@ class ListenerCallback(DropsLiveHooksWhenPickled, Callback):
         self._listener.trial_finished(number, TrialState.FAILED, _error_summary(trial), None, None)
 
 
-class CancelStopper(DropsLiveHooksWhenPickled, Stopper):
-    """Stops the whole experiment once the service asks for the search to be canceled."""
+class RunStopper(DropsLiveHooksWhenPickled, Stopper):
+    """Stops the whole experiment (running trials included) once ``should_stop`` says so: a cancel,
+    the time budget, or too many failed trials."""
 
-    _live_attributes = ("_is_canceled",)
+    _live_attributes = ("_should_stop",)
 
-    def __init__(self, is_canceled: Callable[[], bool]) -> None:
-        self._is_canceled = is_canceled
+    def __init__(self, should_stop: Callable[[], bool]) -> None:
+        self._should_stop = should_stop
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         return False
 
     def stop_all(self) -> bool:
-        return self._is_canceled()
+        return self._should_stop()

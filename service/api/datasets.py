@@ -14,16 +14,17 @@ from typing import Annotated
 from anyio import to_thread
 from fastapi import APIRouter, Header, Query, Request, Response
 
+from service.api.access import owned_dataset, scoped_idempotency_key
 from service.api.schemas import DatasetOut, DatasetPage
+from service.auth import principal_of
 from service.storage import Storage
 from service.storage.datasets import new_dataset_id
-from supernas.errors import IdempotencyKeyReusedError, InvalidInputError, NotFoundError, PayloadTooLargeError
+from supernas.errors import IdempotencyKeyReusedError, InvalidInputError, PayloadTooLargeError
 from workers.datasets import dataset_fingerprint, parse_dataset, save_dataset
 from workers.task_source import dataset_dir
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 
-_DATASET_ID = re.compile(r"^ds_[0-9a-f]{32}$")
 _FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.(npz|csv)$")
 
 
@@ -62,7 +63,8 @@ async def upload_dataset(
     storage = _storage(request)
     content = await _read_body(request, request.app.state.settings.max_upload_bytes)
     parsed = await to_thread.run_sync(parse_dataset, content, filename)
-    if idempotency_key is not None and (found := storage.dataset_by_key(idempotency_key)) is not None:
+    key = scoped_idempotency_key(request, idempotency_key)
+    if key is not None and (found := storage.dataset_by_key(key)) is not None:
         if (found.fingerprint, found.name) != (dataset_fingerprint(parsed), name or filename):
             raise IdempotencyKeyReusedError(
                 f"Idempotency-Key {idempotency_key!r} was used for data set {found.id} with other data"
@@ -73,7 +75,8 @@ async def upload_dataset(
     root = request.app.state.settings.resolved_artifacts_dir
     await to_thread.run_sync(save_dataset, parsed, dataset_dir(root, dataset_id))
     record = storage.create_dataset(
-        idempotency_key,
+        key,
+        owner=principal_of(request).owner,
         id=dataset_id,
         name=name or filename,
         format=parsed.format,
@@ -94,7 +97,7 @@ def list_datasets(
     page_size: Annotated[int, Query(ge=1, le=500)] = 50,
     page_token: str | None = None,
 ) -> DatasetPage:
-    page = _storage(request).list_datasets(page_size, page_token)
+    page = _storage(request).list_datasets(page_size, page_token, principal_of(request).owner_filter)
     return DatasetPage(
         items=[DatasetOut.build(r) for r in page.items],
         next_page_token=page.next_page_token,
@@ -104,6 +107,4 @@ def list_datasets(
 
 @router.get("/{dataset_id}", response_model=DatasetOut)
 def get_dataset(dataset_id: str, request: Request) -> DatasetOut:
-    if not _DATASET_ID.match(dataset_id):
-        raise NotFoundError(f"no data set with id {dataset_id!r}")
-    return DatasetOut.build(_storage(request).get_dataset(dataset_id))
+    return DatasetOut.build(owned_dataset(request, dataset_id))

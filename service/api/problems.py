@@ -42,6 +42,8 @@ def _documented(description: str) -> dict[str, Any]:
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _documented("Malformed request body"),
+    401: _documented("Missing, unknown, expired or revoked bearer token"),
+    403: _documented("An admin-only action"),
     404: _documented("No such resource"),
     409: _documented("Not allowed in the resource's current state, or an Idempotency-Key reused"),
     413: _documented("Upload larger than the service accepts"),
@@ -90,7 +92,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(SupernasError)
     async def _on_error(_: Request, exc: SupernasError) -> JSONResponse:
-        return problem(exc.status_code, exc.title, str(exc), exc.code)
+        return problem(exc.status_code, exc.title, str(exc), exc.code, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

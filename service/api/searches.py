@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -11,9 +10,10 @@ import yaml
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from search_spaces.spec import SearchSpec
+from search_spaces.spec import Budget, SearchSpec
+from service.api.access import owned_search, scoped_idempotency_key
 from service.api.schemas import (
     BestValue,
     ObjectiveOut,
@@ -25,6 +25,7 @@ from service.api.schemas import (
     TrialPage,
     ValidatedSpec,
 )
+from service.auth import principal_of
 from service.dispatch import Dispatcher
 from service.results import best_values
 from service.spec_validation import resolve_search_spec
@@ -45,7 +46,6 @@ from workers.export import MANIFEST_FILE, ONNX_FILE, TORCHSCRIPT_FILE
 
 router = APIRouter(prefix="/api/v1/searches", tags=["searches"])
 
-_SEARCH_ID = re.compile(r"^[0-9a-f]{32}$")
 PageSize = Annotated[int, Query(ge=1, le=500)]
 MODEL_FORMATS = {
     "torchscript": (TORCHSCRIPT_FILE, "application/octet-stream"),
@@ -56,12 +56,6 @@ MODEL_FORMATS = {
 
 def _storage(request: Request) -> Storage:
     return request.app.state.storage
-
-
-def checked_id(search_id: str) -> str:
-    if not _SEARCH_ID.match(search_id):
-        raise NotFoundError(f"no search with id {search_id!r}")
-    return search_id
 
 
 BUDGET_STATES = ("succeeded", "pruned", "failed", "infeasible")
@@ -124,13 +118,18 @@ def create_search(
     Without ``supernet_id`` the search trains its own supernet, which is then listed under
     ``/api/v1/supernets`` and can be reused by later searches."""
     storage = _storage(request)
-    spec = resolve_search_spec(spec, storage)
+    principal = principal_of(request)
+    spec = resolve_search_spec(spec, storage, principal)
     supernet_spec = None if spec.supernet_id else spec.supernet_spec().model_dump(mode="json")
     record, created = storage.create_search(
-        spec.model_dump(mode="json"), spec.name, idempotency_key, supernet_spec=supernet_spec
+        spec.model_dump(mode="json"),
+        spec.name,
+        scoped_idempotency_key(request, idempotency_key),
+        supernet_spec=supernet_spec,
+        owner=principal.owner,
     )
     if not created:
-        if record.spec != spec.model_dump(mode="json"):
+        if SearchSpec.model_validate(record.spec).model_dump(mode="json") != spec.model_dump(mode="json"):
             raise IdempotencyKeyReusedError(
                 f"Idempotency-Key {idempotency_key!r} was used for search {record.id} with another spec"
             )
@@ -156,7 +155,7 @@ def validate_spec(
         spec = SearchSpec.model_validate(document)
     except ValidationError as exc:
         raise _BodyValidationError(exc) from exc
-    spec = resolve_search_spec(spec, _storage(request))
+    spec = resolve_search_spec(spec, _storage(request), principal_of(request))
     return ValidatedSpec(spec=spec.model_dump(mode="json"))
 
 
@@ -173,7 +172,7 @@ def list_searches(
     q: Annotated[str | None, Query(max_length=200, description="Part of the name, any case")] = None,
 ) -> SearchPage:
     storage = _storage(request)
-    page = storage.list_searches(page_size, page_token, q)
+    page = storage.list_searches(page_size, page_token, q, principal_of(request).owner_filter)
     return SearchPage(
         items=[search_out(request, r) for r in page.items],
         next_page_token=page.next_page_token,
@@ -183,32 +182,64 @@ def list_searches(
 
 @router.get("/{search_id}", response_model=SearchOut)
 def get_search(search_id: str, request: Request) -> SearchOut:
-    storage = _storage(request)
-    return search_out(request, storage.get_search(checked_id(search_id)))
+    return search_out(request, owned_search(request, search_id))
 
 
 @router.post("/{search_id}/cancel", status_code=202, response_model=SearchOut)
 def cancel_search(search_id: str, request: Request) -> SearchOut:
     """Cancel: running trials are stopped, every record is kept; the search ends ``canceled``."""
     storage = _storage(request)
-    record = storage.request_cancel(checked_id(search_id))
+    record = storage.request_cancel(owned_search(request, search_id).id)
     dispatcher: Dispatcher = request.app.state.dispatcher
     dispatcher.cancel(search_id)
     return search_out(request, record)
+
+
+class BudgetChange(BaseModel):
+    """Fields to change; the others keep their values. ``null`` clears max_failed or max_duration_s."""
+
+    model_config = {"extra": "forbid"}
+
+    max_trials: int | None = None
+    max_parallel: int | None = None
+    max_failed: int | None = None
+    max_duration_s: float | None = None
+
+
+@router.patch("/{search_id}/budget", response_model=SearchOut)
+def change_budget(search_id: str, change: BudgetChange, request: Request) -> SearchOut:
+    """Change a queued, running or paused search's budget; a running search picks it up within
+    seconds. Lowering ``max_parallel`` lets running trials finish; lowering ``max_trials`` below the
+    trials already run ends the search once the running ones finish. Finished trials are never
+    removed."""
+    record = owned_search(request, search_id)
+    current = SearchSpec.model_validate(record.spec).budget.model_dump(mode="json")
+    updates = change.model_dump(mode="json", exclude_unset=True)
+    for required in ("max_trials", "max_parallel"):
+        if updates.get(required, 0) is None:
+            raise InvalidInputError(f"{required} cannot be null", ("body", required))
+    try:
+        budget = Budget.model_validate(current | updates)
+    except ValidationError as exc:
+        raise _BodyValidationError(exc) from exc
+    storage = _storage(request)
+    updated = storage.update_budget(record.id, budget.model_dump(mode="json"))
+    request.app.state.dispatcher.wake()
+    return search_out(request, updated)
 
 
 @router.post("/{search_id}/pause", status_code=202, response_model=SearchOut)
 def pause_search(search_id: str, request: Request) -> SearchOut:
     """Pause: no new trials start, running ones finish, then ``paused``; a queued search pauses at once."""
     storage = _storage(request)
-    return search_out(request, storage.request_pause(checked_id(search_id)))
+    return search_out(request, storage.request_pause(owned_search(request, search_id).id))
 
 
 @router.post("/{search_id}/resume", status_code=202, response_model=SearchOut)
 def resume_search(search_id: str, request: Request) -> SearchOut:
     """Resume a paused search (queued again; it continues from its stored trials)."""
     storage = _storage(request)
-    record = storage.request_resume(checked_id(search_id))
+    record = storage.request_resume(owned_search(request, search_id).id)
     request.app.state.dispatcher.wake()
     return search_out(request, record)
 
@@ -217,7 +248,7 @@ def resume_search(search_id: str, request: Request) -> SearchOut:
 def stop_search(search_id: str, request: Request) -> SearchOut:
     """Stop: no new trials start, running ones finish, then the search ends ``succeeded``."""
     storage = _storage(request)
-    return search_out(request, storage.request_stop(checked_id(search_id)))
+    return search_out(request, storage.request_stop(owned_search(request, search_id).id))
 
 
 @router.get("/{search_id}/trials", response_model=TrialPage)
@@ -234,10 +265,10 @@ def list_trials(
     value for it come last)."""
     storage = _storage(request)
     if sort == "number" and order == "asc":
-        page = storage.list_trials(checked_id(search_id), page_size, page_token, state)
+        page = storage.list_trials(owned_search(request, search_id).id, page_size, page_token, state)
     else:
         page = storage.sorted_trials(
-            checked_id(search_id), page_size, page_token, state, sort, order == "desc"
+            owned_search(request, search_id).id, page_size, page_token, state, sort, order == "desc"
         )
     return TrialPage(
         items=[trial_out(request, t) for t in page.items],
@@ -249,14 +280,16 @@ def list_trials(
 @router.get("/{search_id}/trials/{number}", response_model=TrialOut)
 def get_trial(search_id: str, number: int, request: Request) -> TrialOut:
     """One trial with its learning curve (one report per fidelity)."""
-    return trial_out(request, _storage(request).get_trial(checked_id(search_id), number), with_reports=True)
+    return trial_out(
+        request, _storage(request).get_trial(owned_search(request, search_id).id, number), with_reports=True
+    )
 
 
 @router.get("/{search_id}/pareto", response_model=ParetoOut)
 def get_pareto(search_id: str, request: Request) -> ParetoOut:
     """Non-dominated succeeded trials for the search's objectives."""
     storage = _storage(request)
-    record = storage.get_search(checked_id(search_id))
+    record = owned_search(request, search_id)
     spec, summary = summary_of(request, record)
     front = [p for p, on in zip(summary.points, summary.on_front, strict=True) if on]
     return ParetoOut(
@@ -279,7 +312,7 @@ def download_model(
 ) -> FileResponse:
     """The trial's sub-network as a standalone TorchScript or ONNX file (both verified against
     PyTorch before being offered), or its JSON manifest."""
-    trial = _storage(request).get_trial(checked_id(search_id), number)
+    trial = _storage(request).get_trial(owned_search(request, search_id).id, number)
     if trial.artifact_dir is None:
         why = trial.state_reason or "it has not finished"
         raise ConflictError(

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from search_spaces.spec import SupernetSpec
+from service.api.access import owned_supernet, scoped_idempotency_key
 from service.api.schemas import SupernetOut, SupernetPage
+from service.auth import principal_of
 from service.spec_validation import check_supernet_spec
 from service.storage import Storage
-from supernas.errors import IdempotencyKeyReusedError, NotFoundError
+from supernas.errors import IdempotencyKeyReusedError
 
 router = APIRouter(prefix="/api/v1/supernets", tags=["supernets"])
-
-_SUPERNET_ID = re.compile(r"^sn_[0-9a-f]{32}$")
 
 
 def _storage(request: Request) -> Storage:
@@ -31,10 +30,13 @@ def create_supernet(
 ) -> SupernetOut:
     """Queue the training of a supernet; searches on the same task can then name it as ``supernet_id``."""
     storage = _storage(request)
-    check_supernet_spec(spec, storage)
-    record, created = storage.create_supernet(spec.model_dump(mode="json"), idempotency_key)
+    principal = principal_of(request)
+    check_supernet_spec(spec, storage, principal)
+    record, created = storage.create_supernet(
+        spec.model_dump(mode="json"), scoped_idempotency_key(request, idempotency_key), principal.owner
+    )
     if not created:
-        if record.spec != spec.model_dump(mode="json"):
+        if SupernetSpec.model_validate(record.spec).model_dump(mode="json") != spec.model_dump(mode="json"):
             raise IdempotencyKeyReusedError(
                 f"Idempotency-Key {idempotency_key!r} was used for supernet {record.id} with another spec"
             )
@@ -50,7 +52,7 @@ def list_supernets(
     page_token: str | None = None,
     task: Annotated[str | None, Query(max_length=200)] = None,
 ) -> SupernetPage:
-    page = _storage(request).list_supernets(page_size, page_token, task)
+    page = _storage(request).list_supernets(page_size, page_token, task, principal_of(request).owner_filter)
     return SupernetPage(
         items=[SupernetOut.build(r) for r in page.items],
         next_page_token=page.next_page_token,
@@ -60,6 +62,4 @@ def list_supernets(
 
 @router.get("/{supernet_id}", response_model=SupernetOut)
 def get_supernet(supernet_id: str, request: Request) -> SupernetOut:
-    if not _SUPERNET_ID.match(supernet_id):
-        raise NotFoundError(f"no supernet with id {supernet_id!r}")
-    return SupernetOut.build(_storage(request).get_supernet(supernet_id))
+    return SupernetOut.build(owned_supernet(request, supernet_id))

@@ -44,6 +44,9 @@ class DatasetStore:
                 raise NotFoundError(f"no data set with id {dataset_id!r}")
             return row.to_record()
 
-    def list_datasets(self, page_size: int, page_token: str | None = None) -> Page[DatasetRecord]:
-        """Newest first, keyset-paged on ``pk``."""
-        return newest_first_page(self.engine, DatasetRow, [], page_size, page_token)
+    def list_datasets(
+        self, page_size: int, page_token: str | None = None, owner: str | None = None
+    ) -> Page[DatasetRecord]:
+        """Newest first, keyset-paged on ``pk``; only ``owner``'s if given."""
+        filters = [] if owner is None else [DatasetRow.owner == owner]
+        return newest_first_page(self.engine, DatasetRow, filters, page_size, page_token)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from service.storage.engine import make_engine
 from supernas.errors import SchemaMismatchError
@@ -34,7 +36,11 @@ def upgrade_schema(engine_or_url: Engine | str) -> None:
     config = alembic_config()
     known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
     try:
-        with engine.begin() as connection:
+        with (
+            engine.connect() as connection,
+            _foreign_keys_off_on_sqlite(connection),
+            connection.begin(),
+        ):
             current = MigrationContext.configure(connection).get_current_heads()
             for revision in current:
                 if revision not in known:
@@ -47,3 +53,24 @@ def upgrade_schema(engine_or_url: Engine | str) -> None:
     finally:
         if owns_engine:
             engine.dispose()
+
+
+@contextmanager
+def _foreign_keys_off_on_sqlite(connection: Connection) -> Iterator[None]:
+    """SQLite alters a table by copying it, dropping the original and renaming the copy; with foreign
+    keys on, dropping ``trials`` would cascade-delete every learning-curve report. So migrations run
+    with them off (the pragma only takes effect outside a transaction), and are checked afterwards."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    connection.commit()
+    try:
+        yield
+        violations = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        connection.commit()
+        if violations:
+            raise SchemaMismatchError(f"the migration left rows with dangling foreign keys: {violations[:5]}")
+    finally:
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()

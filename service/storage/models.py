@@ -27,7 +27,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from service.storage.json_type import JSONWithNonFinite
-from supernas.records import DatasetRecord, SearchRecord, SupernetRecord, TrialRecord, TrialReport
+from supernas.records import (
+    DatasetRecord,
+    SearchRecord,
+    SupernetRecord,
+    TokenRecord,
+    TrialRecord,
+    TrialReport,
+)
 from supernas.states import SearchState, SupernetState, TrialState
 
 NAMING_CONVENTION = {
@@ -37,6 +44,9 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+LOCAL_OWNER = "local"  # owner of everything created with auth disabled (and before auth existed)
 
 
 def utcnow() -> datetime:
@@ -76,6 +86,9 @@ class SearchRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     supernet_id: Mapped[str | None] = mapped_column(String(40))
     requested_action: Mapped[str | None] = mapped_column(String(16))
+    owner: Mapped[str] = mapped_column(
+        String(64), index=True, default=LOCAL_OWNER, server_default=LOCAL_OWNER
+    )
 
     def to_record(self) -> SearchRecord:
         return SearchRecord(
@@ -91,6 +104,7 @@ class SearchRow(Base):
             attempt=self.attempt,
             supernet_id=self.supernet_id,
             requested_action=self.requested_action,
+            owner=self.owner,
         )
 
 
@@ -177,6 +191,9 @@ class SupernetRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    owner: Mapped[str] = mapped_column(
+        String(64), index=True, default=LOCAL_OWNER, server_default=LOCAL_OWNER
+    )
 
     def to_record(self) -> SupernetRecord:
         return SupernetRecord(
@@ -193,6 +210,7 @@ class SupernetRow(Base):
             created_at=aware_utc(self.created_at),
             finished_at=optional_utc(self.finished_at),
             attempt=self.attempt,
+            owner=self.owner,
         )
 
 
@@ -212,6 +230,9 @@ class DatasetRow(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    owner: Mapped[str] = mapped_column(
+        String(64), index=True, default=LOCAL_OWNER, server_default=LOCAL_OWNER
+    )
 
     def to_record(self) -> DatasetRecord:
         return DatasetRecord(
@@ -226,4 +247,30 @@ class DatasetRow(Base):
             fingerprint=self.fingerprint,
             size_bytes=self.size_bytes,
             created_at=aware_utc(self.created_at),
+            owner=self.owner,
+        )
+
+
+class TokenRow(Base):
+    __tablename__ = "api_tokens"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    description: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def to_record(self) -> TokenRecord:
+        return TokenRecord(
+            id=self.id,
+            owner=self.owner,
+            description=self.description,
+            is_admin=self.is_admin,
+            created_at=aware_utc(self.created_at),
+            expires_at=optional_utc(self.expires_at),
+            revoked_at=optional_utc(self.revoked_at),
         )

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from service.storage.datasets import DatasetStore
 from service.storage.engine import make_engine
 from service.storage.migrate import upgrade_schema
-from service.storage.models import SearchRow, TrialRow, utcnow
+from service.storage.models import LOCAL_OWNER, SearchRow, TrialRow, utcnow
 from service.storage.queries import (
     NO_SYNC,
     UNFINISHED_TRIALS,
@@ -26,6 +26,7 @@ from service.storage.queries import (
     search_row,
 )
 from service.storage.supernets import SupernetStore, new_supernet_row
+from service.storage.tokens import TokenStore
 from service.storage.trial_views import TrialViewStore
 from service.storage.trials import TrialStore
 from supernas.errors import ConflictError
@@ -36,7 +37,7 @@ _ACTIVE_SEARCHES = (SearchState.RUNNING.value, SearchState.STOPPING.value)
 _CANCELABLE_AT_ONCE = (SearchState.QUEUED.value, SearchState.PAUSED.value)
 
 
-class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore):
+class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStore):
     """Searches, trials, supernets and data sets in a SQLAlchemy database (SQLite file or PostgreSQL)."""
 
     def __init__(self, database_url: str) -> None:
@@ -62,6 +63,7 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore):
         name: str,
         idempotency_key: str | None = None,
         supernet_spec: dict[str, Any] | None = None,
+        owner: str = LOCAL_OWNER,
     ) -> tuple[SearchRecord, bool]:
         """Queue a new search; with an already used ``idempotency_key``, return that search and False.
 
@@ -75,7 +77,7 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore):
                 search_id = uuid4().hex
                 supernet_id = spec.get("supernet_id")
                 if supernet_id is None and supernet_spec is not None:
-                    supernet = new_supernet_row(supernet_spec, search_id=search_id)
+                    supernet = new_supernet_row(supernet_spec, search_id=search_id, owner=owner)
                     s.add(supernet)
                     supernet_id = supernet.id
                 row = SearchRow(
@@ -86,6 +88,7 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore):
                     state_reason="waiting for a dispatcher",
                     idempotency_key=idempotency_key,
                     supernet_id=supernet_id,
+                    owner=owner,
                 )
                 s.add(row)
                 s.flush()
@@ -106,21 +109,40 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore):
             return search_row(s, search_id).to_record()
 
     def list_searches(
-        self, page_size: int, page_token: str | None = None, name_contains: str | None = None
+        self,
+        page_size: int,
+        page_token: str | None = None,
+        name_contains: str | None = None,
+        owner: str | None = None,
     ) -> Page[SearchRecord]:
-        """Newest first, keyset-paged on ``pk``; ``name_contains`` filters by name, ignoring case."""
-        filters = []
+        """Newest first, keyset-paged on ``pk``; ``name_contains`` filters by name, ignoring case;
+        ``owner`` (if given) keeps only that owner's searches."""
+        filters = [] if owner is None else [SearchRow.owner == owner]
         if name_contains:
             pattern = name_contains.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             filters.append(func.lower(SearchRow.name).like(f"%{pattern}%", escape="\\"))
         return newest_first_page(self.engine, SearchRow, filters, page_size, page_token)
 
     def claim_next_queued_search(self) -> SearchRecord | None:
-        """Move the oldest queued search to running; two dispatchers never claim the same one."""
+        """Move the oldest queued search to running; two dispatchers never claim the same one.
+
+        PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` picks the oldest queued row no other
+        transaction holds, and locks it until this transaction's UPDATE commits, so concurrent claimers
+        take different searches without waiting on one another. SQLite ignores FOR UPDATE (its writes
+        are serialized by the database lock); there the UPDATE repeats the queued condition and a lost
+        race (rowcount 0) moves on to the next search.
+        """
+        queued = (SearchRow.state == SearchState.QUEUED.value, SearchRow.cancel_requested.is_(False))
+        pick = (
+            select(SearchRow.id)
+            .where(*queued)
+            .order_by(SearchRow.pk)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
         while True:
             with Session(self.engine) as s, s.begin():
-                queued = (SearchRow.state == SearchState.QUEUED.value, SearchRow.cancel_requested.is_(False))
-                search_id = s.scalar(select(SearchRow.id).where(*queued).order_by(SearchRow.pk).limit(1))
+                search_id = s.scalar(pick)
                 if search_id is None:
                     return None
                 now = utcnow()
@@ -139,7 +161,7 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore):
                 )
                 if claimed.rowcount == 1:
                     return search_row(s, search_id).to_record()
-            # another dispatcher claimed it between our SELECT and UPDATE: try the next one
+            # SQLite only: another dispatcher claimed it between our SELECT and UPDATE; try the next one
 
     def set_search_state(self, search_id: str, state: SearchState, reason: str | None = None) -> SearchRecord:
         with Session(self.engine) as s, s.begin():
@@ -191,6 +213,15 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore):
                 if row.state in (SearchState.SUCCEEDED.value, SearchState.FAILED.value):
                     raise ConflictError(f"search {search_id} already {row.state}")
         raise ConflictError(f"search {search_id} changed state while being canceled; try again")
+
+    def update_budget(self, search_id: str, budget: dict[str, Any]) -> SearchRecord:
+        """Replace the budget in the spec of a search that has not ended (the running driver reads it)."""
+        with Session(self.engine) as s, s.begin():
+            row = search_row(s, search_id)
+            if SearchState(row.state).is_terminal:
+                raise ConflictError(f"search {search_id} already {row.state}; its budget cannot change")
+            row.spec = {**row.spec, "budget": budget}  # a new dict, so that the JSON column is written
+            return row.to_record()
 
     def request_pause(self, search_id: str) -> SearchRecord:
         """Queued: paused now; running: no new trials, the running ones finish, then ``paused``."""

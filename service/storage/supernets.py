@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.storage.models import SupernetRow, utcnow
+from service.storage.models import LOCAL_OWNER, SupernetRow, utcnow
 from service.storage.queries import NO_SYNC, newest_first_page
 from supernas.errors import NotFoundError
 from supernas.records import Page, SupernetRecord
@@ -27,7 +27,10 @@ def new_supernet_id() -> str:
 
 
 def new_supernet_row(
-    spec: dict[str, Any], search_id: str | None = None, idempotency_key: str | None = None
+    spec: dict[str, Any],
+    search_id: str | None = None,
+    idempotency_key: str | None = None,
+    owner: str = LOCAL_OWNER,
 ) -> SupernetRow:
     return SupernetRow(
         id=new_supernet_id(),
@@ -39,6 +42,7 @@ def new_supernet_row(
         task=spec["task"],
         search_id=search_id,
         idempotency_key=idempotency_key,
+        owner=owner,
     )
 
 
@@ -53,14 +57,14 @@ class SupernetStore:
     engine: Engine
 
     def create_supernet(
-        self, spec: dict[str, Any], idempotency_key: str | None = None
+        self, spec: dict[str, Any], idempotency_key: str | None = None, owner: str = LOCAL_OWNER
     ) -> tuple[SupernetRecord, bool]:
         """Queue a supernet for training; an already used ``idempotency_key`` returns that one and False."""
         if idempotency_key is not None and (found := self._supernet_by_key(idempotency_key)) is not None:
             return found, False
         try:
             with Session(self.engine) as s, s.begin():
-                row = new_supernet_row(spec, idempotency_key=idempotency_key)
+                row = new_supernet_row(spec, idempotency_key=idempotency_key, owner=owner)
                 s.add(row)
                 s.flush()
                 return row.to_record(), True
@@ -80,18 +84,31 @@ class SupernetStore:
             return supernet_row(s, supernet_id).to_record()
 
     def list_supernets(
-        self, page_size: int, page_token: str | None = None, task: str | None = None
+        self, page_size: int, page_token: str | None = None, task: str | None = None, owner: str | None = None
     ) -> Page[SupernetRecord]:
-        """Newest first, keyset-paged; optionally only those trained on ``task``."""
+        """Newest first, keyset-paged; optionally only those trained on ``task`` or of ``owner``."""
         filters = [] if task is None else [SupernetRow.task == task]
+        if owner is not None:
+            filters.append(SupernetRow.owner == owner)
         return newest_first_page(self.engine, SupernetRow, filters, page_size, page_token)
 
     def claim_next_queued_supernet(self) -> SupernetRecord | None:
-        """Move the oldest queued stand-alone supernet to training (a search trains its own)."""
+        """Move the oldest queued stand-alone supernet to training (a search trains its own).
+
+        Like ``Storage.claim_next_queued_search``: on PostgreSQL the row is picked with
+        ``FOR UPDATE SKIP LOCKED``; on SQLite the conditional UPDATE decides a race and the loser retries.
+        """
+        queued = (SupernetRow.state == SupernetState.QUEUED.value, SupernetRow.search_id.is_(None))
+        pick = (
+            select(SupernetRow.id)
+            .where(*queued)
+            .order_by(SupernetRow.pk)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
         while True:
             with Session(self.engine) as s, s.begin():
-                queued = (SupernetRow.state == SupernetState.QUEUED.value, SupernetRow.search_id.is_(None))
-                found = s.scalar(select(SupernetRow.id).where(*queued).order_by(SupernetRow.pk).limit(1))
+                found = s.scalar(pick)
                 if found is None:
                     return None
                 claimed = s.execute(
@@ -107,6 +124,7 @@ class SupernetStore:
                 )
                 if claimed.rowcount == 1:
                     return supernet_row(s, found).to_record()
+            # SQLite only: another dispatcher claimed it between our SELECT and UPDATE; try the next one
 
     def set_supernet_state(
         self,

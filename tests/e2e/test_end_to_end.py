@@ -202,3 +202,16 @@ def test_pause_resume_and_stop_let_running_trials_finish(service: httpx.Client) 
     assert [t["number"] for t in after] == list(range(len(after))), "numbers continue after the resume"
     assert all(t["state"] == "succeeded" for t in after)
     assert len(after) < spec["budget"]["max_trials"]
+
+
+def test_budget_changed_while_running_takes_effect(service: httpx.Client) -> None:
+    spec = LONG_SEARCH | {"name": "e2e-budget", "fidelity": {"finetune_epochs": 1}}
+    search_id = service.post("/api/v1/searches", json=spec).json()["id"]
+    _wait(service, search_id, lambda s: s["progress"]["trials_done"] >= 1)
+    changed = service.patch(f"/api/v1/searches/{search_id}/budget", json={"max_trials": 3, "max_parallel": 2})
+    assert changed.status_code == 200, changed.text
+    final = _wait(service, search_id, lambda s: s["state"] in TERMINAL)
+    assert final["state"] == "succeeded", final["state_reason"]
+    trials = _all_trials(service, search_id)
+    assert [t["number"] for t in trials] == [0, 1, 2]
+    assert all(t["state"] == "succeeded" for t in trials)

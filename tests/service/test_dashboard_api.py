@@ -3,6 +3,7 @@ chart points, hypervolume, learning curves, scheduler decisions, sorting and the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -268,3 +269,67 @@ def test_search_progress_and_model_formats(client: TestClient, tmp_path: Path) -
     trial = client.get(f"/api/v1/searches/{search_id}/trials/0").json()
     assert trial["model_formats"] == ["onnx"]
     storage.set_search_state(search_id, SearchState.SUCCEEDED, "done")
+
+
+def test_budget_changes_are_validated_and_stored(client: TestClient) -> None:
+    search_id = _create(client)
+    url = f"/api/v1/searches/{search_id}/budget"
+    changed = client.patch(url, json={"max_trials": 25, "max_failed": 3})
+    assert changed.status_code == 200, changed.text
+    budget = changed.json()["spec"]["budget"]
+    assert (budget["max_trials"], budget["max_failed"], budget["max_parallel"]) == (25, 3, 1)
+    assert changed.json()["progress"]["max_trials"] == 25
+    cleared = client.patch(url, json={"max_duration_s": None}).json()["spec"]["budget"]
+    assert cleared["max_duration_s"] is None and cleared["max_trials"] == 25
+    for body, field in (
+        ({"max_trials": 0}, "max_trials"),
+        ({"max_parallel": None}, "max_parallel"),
+        ({"max_trials": 5, "min_trials": 1}, "min_trials"),
+    ):
+        refused = client.patch(url, json=body)
+        assert refused.status_code == 422, body
+        assert refused.json()["errors"][0]["loc"][:2] == ["body", field]
+    client.post(f"/api/v1/searches/{search_id}/cancel")
+    assert client.patch(url, json={"max_trials": 30}).status_code == 409
+
+
+def _events(
+    client: TestClient, url: str, headers: dict[str, str] | None = None
+) -> list[tuple[str, str, dict]]:
+    """(id, event, data) of each server-sent event until the stream ends."""
+    events, current = [], {}
+    with client.stream("GET", url, headers=headers or {}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if not line:
+                if current:
+                    events.append((current.get("id"), current.get("event"), json.loads(current["data"])))
+                current = {}
+            elif not line.startswith(":"):
+                key, _, value = line.partition(": ")
+                current[key] = value
+    return events
+
+
+def test_server_sent_events_stream_changes_then_end_and_resume(client: TestClient) -> None:
+    storage = _storage(client)
+    search_id = _create(client)
+    _finish(storage, search_id, 0, TrialState.SUCCEEDED, 0.9, 1000)
+    client.post(f"/api/v1/searches/{search_id}/cancel")  # queued: canceled at once, so the stream ends
+    events = _events(client, f"/api/v1/searches/{search_id}/events?after=" + _start_cursor(client, search_id))
+    kinds = [event for _, event, _ in events]
+    assert kinds[-1] == "end" and events[-1][2] == {"state": "canceled"}
+    sent = [t["number"] for _, event, data in events if event == "changes" for t in data["trials"]]
+    assert sent == [0]
+    last_id = [i for i, event, _ in events if event == "changes"][-1]
+    resumed = _events(client, f"/api/v1/searches/{search_id}/events", headers={"Last-Event-ID": last_id})
+    assert [t for _, event, data in resumed if event == "changes" for t in data["trials"]] == []
+    bad = client.get(f"/api/v1/searches/{search_id}/events", params={"after": "nope"})
+    assert bad.status_code == 422
+
+
+def _start_cursor(client: TestClient, search_id: str) -> str:
+    """A cursor from before any trial: what a client that saw nothing yet holds."""
+    fresh_id = _create(client)
+    return client.get(f"/api/v1/searches/{fresh_id}/changes").json()["cursor"]
