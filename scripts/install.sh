@@ -17,6 +17,12 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" =
     || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1) \
     || echo "warning: could not install chromium; the dashboard's browser tests will fail" >&2
 fi
+# tests/test_deployment_config.py validates docker-compose.yml with Debian's docker-compose (no engine needed)
+if ! command -v docker-compose >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get install -y -qq docker-compose >/dev/null 2>&1 \
+    || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq docker-compose >/dev/null 2>&1) \
+    || echo "warning: could not install docker-compose; the deployment config test will fail" >&2
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi

@@ -107,11 +107,14 @@ def _hyperparameter_param(name: str, spec: FloatRange | IntRange | Choice) -> Pa
     return Float(name, spec.low, spec.high, spec.log)
 
 
+MAX_PARALLEL_LIMIT = 1024
+
+
 class Budget(_Strict):
     """Limits of a search; each can be changed while the search runs (PATCH .../budget)."""
 
     max_trials: PositiveInt = Field(default=20, le=100_000)
-    max_parallel: PositiveInt = Field(default=1, le=1024)
+    max_parallel: PositiveInt = Field(default=1, le=MAX_PARALLEL_LIMIT)
     max_failed: PositiveInt | None = Field(
         default=None, description="The search fails once this many trials failed; null for no limit."
     )

@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.storage = storage
     app.state.dispatcher = dispatcher
-    app.state.summaries = SummaryCache(storage)
+    app.state.summaries = SummaryCache(storage, size=settings.summary_cache_size)
     install_problem_handlers(app)
     app.add_middleware(GZipMiddleware, minimum_size=2048)
     app.include_router(health.router)

@@ -17,7 +17,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite in data_dir.")
     artifacts_dir: Path | None = Field(default=None, description="Models and checkpoints; default: data_dir.")
     auth: bool = Field(
-        default=False,
+        default=True,
         description="Require bearer tokens on the API; false only for a single-user local run.",
     )
     host: str = "127.0.0.1"
@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     dispatcher_poll_s: float = Field(default=1.0, gt=0)
     run_dispatcher: bool = True
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1, description="Largest data set upload.")
+    summary_cache_size: int = Field(
+        default=256, ge=1, description="Searches whose trial summaries (fronts, best values) stay cached."
+    )
     log_level: str = "info"
 
     @property

@@ -16,7 +16,7 @@ from typing import Any
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
-from search_spaces.spec import SearchSpec
+from search_spaces.spec import MAX_PARALLEL_LIMIT, SearchSpec
 from supernas.objectives import Direction
 from supernas.records import Observation
 from supernas.states import SearchState, SupernetState
@@ -164,6 +164,9 @@ def run_search(job: SearchJob, listener: SearchListener, control: SearchControl)
             search_alg=searcher,
             scheduler=_scheduler(spec),
             num_samples=-1,  # the searcher ends the run: the budget may change while it runs
+            # the searcher enforces the live max_parallel; this bound only lets Tune keep as many
+            # trials pending (Tune's default with a custom searcher is one at a time)
+            max_concurrent_trials=MAX_PARALLEL_LIMIT,
             reuse_actors=False,
         ),
         run_config=tune.RunConfig(

@@ -56,6 +56,12 @@ def _failure_reason(exc: Exception) -> str:
     return f"supernet training failed: {message}"
 
 
+def _largest_node_cpus() -> int:
+    """CPUs of the live Ray node that has the most (a cluster's total may be spread over nodes)."""
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    return max((int(n.get("Resources", {}).get("CPU", 0)) for n in nodes), default=1)
+
+
 def run_supernet_training(
     spec: dict[str, Any],
     root: Path,
@@ -65,7 +71,7 @@ def run_supernet_training(
 ) -> SupernetOutcome:
     """Train (resume, or reuse) the supernet of ``spec`` (a SupernetSpec) under ``root`` on Ray."""
     paths = SupernetPaths(root)
-    cpus = max(1, min(2, int(ray.cluster_resources().get("CPU", 1))))
+    cpus = max(1, min(2, _largest_node_cpus()))  # one task runs on one node: fit the biggest
     ref = _train_supernet_task.options(num_cpus=cpus).remote(spec, str(root), artifacts_root, cpus)
     listener.supernet_progress("training supernet")
     last = None

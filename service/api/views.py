@@ -198,17 +198,41 @@ async def stream_events(
     return StreamingResponse(_event_stream(request, record.id, start), media_type="text/event-stream")
 
 
+def _signature(record: SearchRecord) -> tuple[object, ...]:
+    """What an event stream's client sees of the search itself (besides its trials)."""
+    return (
+        record.state,
+        record.state_reason,
+        record.requested_action,
+        record.cancel_requested,
+        str(record.spec),
+    )
+
+
 async def _event_stream(request: Request, search_id: str, cursor: str | None) -> AsyncIterator[str]:
-    last_state, quiet_s = None, 0.0
+    """Polls once a second with two cheap reads (the search row and the trials changed after the
+    cursor); the full ``changes`` body is built only when something changed."""
+    storage = _storage(request)
+    seen, quiet_s = None, 0.0
     while not await request.is_disconnected():
-        record = await to_thread.run_sync(_storage(request).get_search, search_id)
-        changes = await to_thread.run_sync(_changes, request, record, cursor)
-        if changes.trials or record.state.value != last_state or cursor is None:
+        record = await to_thread.run_sync(storage.get_search, search_id)
+        after = ChangeCursor.decode(cursor) if cursor is not None else None
+        trials, new_cursor, more = await to_thread.run_sync(
+            storage.trial_changes, search_id, after, CHANGES_PER_CALL
+        )
+        if trials or _signature(record) != seen or cursor is None:
+            search = await to_thread.run_sync(search_out, request, record)
+            changes = ChangesOut(
+                search=search,
+                trials=[trial_out(request, t) for t in trials],
+                cursor=new_cursor.encode(),
+                has_more=more,
+            )
             yield f"id: {changes.cursor}\nevent: changes\ndata: {changes.model_dump_json()}\n\n"
-            cursor, last_state, quiet_s = changes.cursor, record.state.value, 0.0
-            if changes.has_more:
+            cursor, seen, quiet_s = changes.cursor, _signature(record), 0.0
+            if more:
                 continue
-        if record.state.is_terminal and not changes.has_more:
+        if record.state.is_terminal and not more:
             yield f"id: {cursor}\nevent: end\ndata: {json.dumps({'state': record.state.value})}\n\n"
             return
         if quiet_s >= HEARTBEAT_S:

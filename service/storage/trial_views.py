@@ -105,18 +105,15 @@ class TrialViewStore:
 
     def trials_stamp(self, search_id: str) -> tuple[int, str | None, int]:
         """Changes whenever a trial of the search is created or changed: (trials, latest change,
-        trials changed at that instant). Cheap: it reads the (search_id, updated_at) index."""
+        trials changed at that instant). One cheap statement on the (search_id, updated_at) index."""
         of_search = TrialRow.search_id == search_id
+        latest = select(func.max(TrialRow.updated_at)).where(of_search).scalar_subquery()
+        at_latest = select(func.count()).where(of_search, TrialRow.updated_at == latest).scalar_subquery()
         with Session(self.engine) as s, s.begin():
-            count, latest = s.execute(
-                select(func.count(), func.max(TrialRow.updated_at)).where(of_search)
+            count, newest, tied = s.execute(
+                select(func.count(), func.max(TrialRow.updated_at), at_latest).where(of_search)
             ).one()
-            at_latest = 0
-            if latest is not None:
-                at_latest = (
-                    s.scalar(select(func.count()).where(of_search, TrialRow.updated_at == latest)) or 0
-                )
-            return count, None if latest is None else str(latest), at_latest
+            return count, None if newest is None else str(newest), tied or 0
 
     def trial_configs(self, search_id: str, numbers: list[int]) -> dict[int, dict[str, Any]]:
         """number -> config of the given trials."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from harness import CHROMIUM, CHROMIUM_ARGS, Dashboard, OfflineService, dashboard_page
 from playwright.sync_api import Browser, Playwright, sync_playwright
-from service_launcher import running_service
+from service_process import running_service
 
 from service.storage import Storage
 
@@ -35,7 +35,7 @@ def offline_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Offlin
     """The service with its dispatcher off: searches inserted through ``storage`` stay as inserted."""
     data_dir = tmp_path_factory.mktemp("dashboard-offline")
     database_url = f"sqlite:///{data_dir}/supernas.db"
-    with running_service(data_dir, database_url, {"SUPERNAS_RUN_DISPATCHER": "false"}) as handle:
+    with running_service(data_dir, database_url, extra_env={"SUPERNAS_RUN_DISPATCHER": "false"}) as handle:
         storage = Storage(database_url)
         storage.upgrade()  # done by the service already: a no-op
         try:

@@ -1,5 +1,6 @@
-"""A real search run by the real service (dispatcher on, Ray, a tiny digits search): its page updates
-live without a reload, and its models download from the page."""
+"""A real search run by the real service (dispatcher on, Ray, a tiny digits search, auth on): signing
+in with the token the service printed, the page updating live without a reload, and its models
+downloading from the page (fetched with the token)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ import httpx
 import pytest
 from harness import Dashboard, dashboard_page
 from playwright.sync_api import Browser, expect
-from service_launcher import running_service
-from service_process import ServiceHandle
+from service_process import ServiceHandle, running_service
 from shapes import EXAMPLE_SPEC
 
 pytestmark = pytest.mark.slow
@@ -40,8 +40,14 @@ WATCH_POINTS = """() => {
 @pytest.fixture(scope="module")
 def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceHandle]:
     data_dir = tmp_path_factory.mktemp("dashboard-live")
-    with running_service(data_dir, f"sqlite:///{data_dir}/supernas.db") as handle:
+    database_url = f"sqlite:///{data_dir}/supernas.db"
+    with running_service(data_dir, database_url, extra_env={"SUPERNAS_AUTH": "true"}) as handle:
         yield handle
+
+
+@pytest.fixture(scope="module")
+def admin_token(live_service: ServiceHandle) -> str:
+    return live_service.admin_token()  # printed on the first start
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +58,42 @@ def live_searches() -> dict[str, str]:
 
 @pytest.fixture
 def live_dash(
-    browser: Browser, live_service: ServiceHandle, request: pytest.FixtureRequest
+    browser: Browser, live_service: ServiceHandle, admin_token: str, request: pytest.FixtureRequest
 ) -> Iterator[Dashboard]:
-    yield from dashboard_page(browser, live_service.url, request.node.name)
+    """A page that is signed in already: the token is in local storage before any script runs."""
+    for dash in dashboard_page(browser, live_service.url, request.node.name):
+        dash.page.add_init_script(f"localStorage.setItem('supernas.token', {json.dumps(admin_token)})")
+        yield dash
 
 
-def _finished_search(live_service: ServiceHandle, live_searches: dict[str, str]) -> str:
+def test_sign_in_with_the_printed_token_then_sign_out(
+    browser: Browser, live_service: ServiceHandle, admin_token: str, request: pytest.FixtureRequest
+) -> None:
+    for dash in dashboard_page(browser, live_service.url, request.node.name):
+        page = dash.page
+        dash.open("/")
+        expect(page.locator("#signin")).to_be_visible()
+        expect(page.locator("#signin")).to_contain_text("Authorization: Bearer")
+        page.fill("#signin-token", "snas_000000000000_not-a-real-token-at-all")
+        page.click("#signin-submit")
+        expect(page.locator("#signin")).to_contain_text("invalid bearer token")  # refused again
+        page.fill("#signin-token", admin_token)
+        page.click("#signin-submit")
+        dash.wait_ready()
+        expect(page.locator("#signin")).to_have_count(0)
+        expect(page.locator("#searches-empty")).to_be_visible()  # signed in: the (empty) list loaded
+        page.click("#signout")
+        expect(page.locator("#signin")).to_be_visible()
+        dash.screenshot("-signed-out")
+        dash.assert_no_console_errors(allowed=(r"401 \(Unauthorized\)",))
+
+
+def _finished_search(live_service: ServiceHandle, live_searches: dict[str, str], token: str) -> str:
     """The live test's search, or (when run alone) a new one followed to its end over the API."""
     if "live-dashboard" in live_searches:
         return live_searches["live-dashboard"]
-    with httpx.Client(base_url=live_service.url, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=live_service.url, timeout=30, headers=headers) as client:
         search_id = client.post("/api/v1/searches", json=LIVE_SPEC | {"name": "live-download"}).json()["id"]
         deadline = time.monotonic() + SEARCH_TIMEOUT_MS / 1000
         while client.get(f"/api/v1/searches/{search_id}").json()["state"] not in {
@@ -112,9 +144,13 @@ def test_live_search_page_updates_without_reload(
 
 
 def test_models_download_from_the_search_and_trial_pages(
-    live_dash: Dashboard, live_service: ServiceHandle, live_searches: dict[str, str], tmp_path: Path
+    live_dash: Dashboard,
+    live_service: ServiceHandle,
+    live_searches: dict[str, str],
+    admin_token: str,
+    tmp_path: Path,
 ) -> None:
-    search_id = _finished_search(live_service, live_searches)
+    search_id = _finished_search(live_service, live_searches, admin_token)
     page = live_dash.page
     live_dash.open(f"/searches/{search_id}")
     live_dash.wait_ready()

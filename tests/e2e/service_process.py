@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from service.auth import printed_admin_token
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -31,19 +33,35 @@ class ServiceHandle:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def admin_token(self) -> str:
+        """The admin token the service printed on its first start (auth on)."""
+        token = printed_admin_token(self.log())
+        if token is None:
+            raise AssertionError(f"the service printed no admin token:\n{self.log()[-2000:]}")
+        return token
+
 
 @contextmanager
 def running_service(
-    data_dir: Path, database_url: str, startup_timeout_s: float = 120
+    data_dir: Path,
+    database_url: str,
+    startup_timeout_s: float = 120,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[ServiceHandle]:
-    """Yield a live service; stop it (SIGTERM, then SIGKILL) afterwards if it still runs."""
+    """Yield a live service; stop it (SIGTERM, then SIGKILL) afterwards if it still runs.
+
+    The service starts its own embedded Ray unless ``extra_env`` sets ``RAY_ADDRESS`` (a cluster to
+    join); ``extra_env`` is applied last, over the test defaults.
+    """
     port = free_port()
     env = os.environ | {
         "SUPERNAS_DATABASE_URL": database_url,
         "SUPERNAS_RAY_NUM_CPUS": "2",
         "SUPERNAS_DISPATCHER_POLL_S": "0.5",
+        "SUPERNAS_AUTH": "false",  # tests of auth turn it on through extra_env
     }
     env.pop("RAY_ADDRESS", None)
+    env |= extra_env or {}
     log_path = data_dir / "service.log"
     data_dir.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,16 +24,23 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceHandle]:
     data_dir = tmp_path_factory.mktemp("cli-service")
-    with running_service(data_dir, f"sqlite:///{data_dir}/supernas.db") as handle:
+    database_url = f"sqlite:///{data_dir}/supernas.db"
+    with running_service(data_dir, database_url, extra_env={"SUPERNAS_AUTH": "true"}) as handle:
+        _TOKEN["value"] = handle.admin_token()
         yield handle
 
 
-def cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+_TOKEN = {"value": ""}  # the service's printed admin token, sent as SUPERNAS_TOKEN
+
+
+def cli(*args: str, url: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"SUPERNAS_TOKEN": _TOKEN["value"] if token is None else token}
     return subprocess.run(
         [sys.executable, "-m", "service.cli", *args, "--url", url],
         capture_output=True,
         text=True,
         timeout=300,
+        env=env,
     )
 
 
@@ -124,3 +132,22 @@ def test_upload_a_dataset_and_bad_files(service: ServiceHandle, tmp_path: Path) 
     bad.write_text("a,b\n1,2\n")
     refused = cli("dataset-upload", str(bad), url=service.url)
     assert refused.returncode != 0 and "label" in refused.stderr
+
+
+def test_tokens_from_the_cli(service: ServiceHandle) -> None:
+    created = cli("token", "create", "--owner", "carol", "--description", "laptop", url=service.url)
+    assert created.returncode == 0, created.stderr
+    carol = created.stdout.strip()
+    assert carol.startswith("snas_") and "owner carol" in created.stderr
+    listed = cli("token", "list", url=service.url, token=carol)
+    assert listed.returncode == 0 and "carol" in listed.stdout and "admin" not in listed.stdout
+    assert cli("status", "f" * 32, url=service.url, token=carol).returncode == 2
+    unauthenticated = cli("token", "list", url=service.url, token="")
+    assert unauthenticated.returncode == 2 and "Authorization: Bearer" in unauthenticated.stderr
+    forbidden = cli("token", "create", "--owner", "dave", url=service.url, token=carol)
+    assert forbidden.returncode == 2 and "only an admin" in forbidden.stderr
+    token_id = carol.split("_")[1]
+    revoked = cli("token", "revoke", token_id, url=service.url, token=carol)
+    assert revoked.returncode == 0 and f"revoked {token_id}" in revoked.stdout
+    refused = cli("token", "list", url=service.url, token=carol)
+    assert refused.returncode == 2 and "revoked" in refused.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -56,12 +57,16 @@ def service(
     from db_helpers import postgres_database
 
     data_dir = tmp_path_factory.mktemp("service")
-    if request.param == "sqlite":
-        with running_service(data_dir, f"sqlite:///{data_dir}/supernas.db") as handle:
-            yield httpx.Client(base_url=handle.url, timeout=30)
-    else:
-        with postgres_database() as database_url, running_service(data_dir, database_url) as handle:
-            yield httpx.Client(base_url=handle.url, timeout=30)
+    auth_on = {"SUPERNAS_AUTH": "true"}  # as deployed: every request carries the printed admin token
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            database_url = f"sqlite:///{data_dir}/supernas.db"
+        else:
+            database_url = stack.enter_context(postgres_database())
+        handle = stack.enter_context(running_service(data_dir, database_url, extra_env=auth_on))
+        headers = {"Authorization": f"Bearer {handle.admin_token()}"}
+        assert httpx.get(f"{handle.url}/api/v1/searches").status_code == 401
+        yield httpx.Client(base_url=handle.url, timeout=30, headers=headers)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

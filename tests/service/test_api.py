@@ -27,7 +27,7 @@ SPEC = {
 
 @pytest.fixture
 def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(database_url=database_url, data_dir=tmp_path, run_dispatcher=False)
+    settings = Settings(database_url=database_url, data_dir=tmp_path, run_dispatcher=False, auth=False)
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 
@@ -206,6 +206,6 @@ def test_service_refuses_to_start_on_an_unknown_schema_revision(database_url: st
     with engine.begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = 'from_the_future'"))
     engine.dispose()
-    settings = Settings(database_url=database_url, data_dir=tmp_path, run_dispatcher=False)
+    settings = Settings(database_url=database_url, data_dir=tmp_path, run_dispatcher=False, auth=False)
     with pytest.raises(SchemaMismatchError, match="from_the_future"), TestClient(create_app(settings)):
         pass

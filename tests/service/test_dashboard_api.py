@@ -31,7 +31,7 @@ SPEC = {
 
 @pytest.fixture
 def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(database_url=database_url, data_dir=tmp_path, run_dispatcher=False)
+    settings = Settings(database_url=database_url, data_dir=tmp_path, run_dispatcher=False, auth=False)
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 

@@ -21,7 +21,11 @@ OBJECTIVES = [{"metric": "accuracy", "direction": "maximize"}, {"metric": "macs"
 @pytest.fixture
 def app_and_client(database_url: str, tmp_path: Path) -> Iterator[tuple[object, TestClient]]:
     settings = Settings(
-        database_url=database_url, data_dir=tmp_path, run_dispatcher=False, max_upload_bytes=200_000
+        database_url=database_url,
+        data_dir=tmp_path,
+        run_dispatcher=False,
+        max_upload_bytes=200_000,
+        auth=False,
     )
     app = create_app(settings)
     with TestClient(app) as test_client:

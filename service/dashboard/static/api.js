@@ -1,4 +1,5 @@
-// api.js: fetch helpers for the supernas JSON API, RFC 9457 problem+json errors, the error banner,
+// api.js: fetch helpers for the supernas JSON API (with the bearer token kept in local storage, a
+// sign-in form on 401 and authenticated downloads), RFC 9457 problem+json errors, the error banner,
 // and small formatting / DOM helpers shared by the pages. No dependencies.
 
 export const API = "/api/v1";
@@ -32,9 +33,95 @@ function withParams(path, params) {
   return text ? `${path}?${text}` : path;
 }
 
+// ---- the API token (auth on): kept in this browser's local storage ----
+
+const TOKEN_KEY = "supernas.token";
+
+export function storedToken() {
+  try {
+    return localStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+function authHeaders() {
+  const token = storedToken();
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+/** Ask for a token (the service answered 401): a small form at the top of the page. */
+function showSignIn(message) {
+  if (document.getElementById("signin")) return;
+  const input = el("input", {
+    type: "password", id: "signin-token", "data-testid": "signin-token", autocomplete: "off",
+    placeholder: "snas_...", "aria-label": "API token",
+  });
+  const form = el("form", { id: "signin", class: "card signin", "data-testid": "signin" },
+    el("h2", {}, "Sign in"),
+    el("p", {}, `${message} Paste an API token (from 'supernas token create', or the admin token the service printed on its first start).`),
+    input,
+    el("button", { type: "submit", id: "signin-submit", "data-testid": "signin-submit" }, "Sign in"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const token = input.value.trim();
+    if (!token) return;
+    localStorage.setItem(TOKEN_KEY, token);
+    location.reload();
+  });
+  (document.querySelector("main") || document.body).prepend(form);
+  input.focus();
+}
+
+/** A "Sign out" button in the top bar while a token is stored. */
+function addSignOut() {
+  const bar = document.querySelector(".topbar");
+  if (!bar || !storedToken() || document.getElementById("signout")) return;
+  const button = el("button", { type: "button", id: "signout", class: "small signout", "data-testid": "signout" }, "Sign out");
+  button.addEventListener("click", () => {
+    localStorage.removeItem(TOKEN_KEY);
+    location.reload();
+  });
+  bar.append(button);
+}
+
+/** The file name in a Content-Disposition header, if any. */
+function attachmentName(header) {
+  const match = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(header || "");
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
+// Download links cannot send a header, so with a token they are fetched and saved from a blob.
+document.addEventListener("click", async (event) => {
+  const link = event.target instanceof Element ? event.target.closest("a.download") : null;
+  if (!link || !storedToken()) return;
+  event.preventDefault();
+  try {
+    const response = await fetch(link.href, { headers: authHeaders() });
+    if (!response.ok) {
+      const problem = await response.json().catch(() => null);
+      throw new ApiError(response.status, problem, problemMessage(problem, response));
+    }
+    const url = URL.createObjectURL(await response.blob());
+    const save = el("a", { href: url, download: attachmentName(response.headers.get("content-disposition")) || "model" });
+    document.body.append(save);
+    save.click();
+    save.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (err) {
+    reportError(err, "Download failed");
+  }
+});
+
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", addSignOut);
+} else {
+  addSignOut();
+}
+
 /** fetch `path` (relative to the site) and return its parsed JSON; throws ApiError. */
 export async function request(method, path, { params, body, contentType } = {}) {
-  const headers = { Accept: "application/json, application/problem+json" };
+  const headers = { ...authHeaders(), Accept: "application/json, application/problem+json" };
   if (contentType) headers["Content-Type"] = contentType;
   let response;
   try {
@@ -53,6 +140,7 @@ export async function request(method, path, { params, body, contentType } = {}) 
   }
   if (!response.ok) {
     const problem = data && typeof data === "object" ? data : null;
+    if (response.status === 401) showSignIn(problemMessage(problem, response) + ".");
     throw new ApiError(response.status, problem, problemMessage(problem, response));
   }
   return data;
