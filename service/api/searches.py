@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from fastapi import APIRouter, Body, Header, Query, Request, Response
+from anyio import to_thread
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ValidationError
@@ -38,6 +39,7 @@ from supernas.errors import (
     InvalidInputError,
     MalformedInputError,
     NotFoundError,
+    PayloadTooLargeError,
 )
 from supernas.objectives import Metric
 from supernas.records import SearchRecord, TrialRecord
@@ -47,6 +49,7 @@ from workers.export import MANIFEST_FILE, ONNX_FILE, TORCHSCRIPT_FILE
 router = APIRouter(prefix="/api/v1/searches", tags=["searches"])
 
 PageSize = Annotated[int, Query(ge=1, le=500)]
+MAX_SPEC_BYTES = 1_000_000
 MODEL_FORMATS = {
     "torchscript": (TORCHSCRIPT_FILE, "application/octet-stream"),
     "onnx": (ONNX_FILE, "application/octet-stream"),
@@ -138,16 +141,28 @@ def create_search(
     return search_out(request, record)
 
 
-@router.post("/validate", response_model=ValidatedSpec)
-def validate_spec(
-    request: Request,
-    body: Annotated[str, Body(media_type="application/yaml", max_length=1_000_000)],
-) -> ValidatedSpec:
-    """Check a spec written in YAML or JSON (JSON is YAML) without creating anything: the normalised
-    spec, or the same 400/422 problems that creating the search would give."""
+_SPEC_TEXT = {"schema": {"type": "string"}}  # longer than MAX_SPEC_BYTES: 413
+
+
+@router.post(
+    "/validate",
+    response_model=ValidatedSpec,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/yaml": _SPEC_TEXT, "application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def validate_spec(request: Request) -> ValidatedSpec:
+    """Check a spec written in YAML or JSON (JSON is YAML; send either content type) without creating
+    anything: the normalised spec, or the same 400/422 problems that creating the search would give."""
+    body = await request.body()
+    if len(body) > MAX_SPEC_BYTES:
+        raise PayloadTooLargeError(f"a spec is at most {MAX_SPEC_BYTES} bytes")
     try:
-        document = yaml.safe_load(body)
-    except yaml.YAMLError as exc:
+        document = yaml.safe_load(body.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise MalformedInputError(f"malformed YAML/JSON: {exc}".replace("\n", " ")) from exc
     if not isinstance(document, dict):
         raise InvalidInputError("a spec must be a mapping of fields, e.g. 'task: digits'", ("body",))
@@ -155,7 +170,7 @@ def validate_spec(
         spec = SearchSpec.model_validate(document)
     except ValidationError as exc:
         raise _BodyValidationError(exc) from exc
-    spec = resolve_search_spec(spec, _storage(request), principal_of(request))
+    spec = await to_thread.run_sync(resolve_search_spec, spec, _storage(request), principal_of(request))
     return ValidatedSpec(spec=spec.model_dump(mode="json"))
 
 

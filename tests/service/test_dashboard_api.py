@@ -98,6 +98,12 @@ def test_validate_accepts_yaml_and_reports_field_errors(client: TestClient) -> N
     )
     assert malformed.status_code == 400
     assert "malformed YAML" in malformed.json()["detail"]
+    as_json = client.post(
+        "/api/v1/searches/validate",
+        content=json.dumps(ok.json()["spec"]),
+        headers={"content-type": "application/json"},
+    )
+    assert as_json.status_code == 200 and as_json.json()["spec"] == ok.json()["spec"]
     not_mapping = client.post("/api/v1/searches/validate", content="- 1\n- 2\n")
     assert not_mapping.status_code == 422
     assert client.get("/api/v1/searches").json()["total"] == 0  # validation creates nothing
