@@ -121,6 +121,13 @@ class Budget(_Strict):
     max_duration_s: float | None = Field(
         default=3600.0, gt=0, description="Wall-clock budget; null for none."
     )
+    max_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Retries of a trial after it failed or its worker was lost, each from its latest "
+        "checkpoint; only a trial that still fails counts towards max_failed.",
+    )
 
 
 class SupernetTraining(_Strict):

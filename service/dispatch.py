@@ -67,6 +67,9 @@ class StorageListener:
     def trial_reported(self, number: int, step: int, fidelity: float, metrics: dict[str, Any]) -> None:
         self._storage.record_trial_report(self._search_id, number, step, fidelity, metrics)
 
+    def trial_retried(self, number: int, attempt: int, reason: str) -> None:
+        self._storage.record_trial_retry(self._search_id, number, reason, attempt)
+
     def trial_finished(
         self,
         number: int,

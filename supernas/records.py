@@ -106,6 +106,7 @@ class TrialRecord:
     reports: tuple[TrialReport, ...] = field(default_factory=tuple)
     suggestion: JSONDict | None = None  # what the strategy predicted when it chose this config
     updated_at: datetime | None = None  # last change of state, metrics or reports
+    retries: tuple[JSONDict, ...] = ()  # each retry after a failure or lost worker: at, reason, attempt
 
 
 @dataclass(frozen=True)

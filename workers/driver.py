@@ -174,7 +174,8 @@ def run_search(job: SearchJob, listener: SearchListener, control: SearchControl)
             storage_path=str(Path(job.artifacts_root) / "ray_results"),
             stop=RunStopper(lambda: stop_reason() is not None),
             callbacks=[ListenerCallback(listener, spec.max_fidelity, stop_reason)],
-            failure_config=tune.FailureConfig(max_failures=1),
+            failure_config=tune.FailureConfig(max_failures=spec.budget.max_retries),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),  # a retry needs only the last
             verbose=0,
         ),
     )

@@ -27,6 +27,10 @@ class SearchListener(Protocol):
 
     def trial_reported(self, number: int, step: int, fidelity: float, metrics: dict[str, Any]) -> None: ...
 
+    def trial_retried(self, number: int, attempt: int, reason: str) -> None:
+        """The trial failed (``reason``: its error, or ``worker lost: ...``) and runs again from its
+        latest checkpoint; ``attempt`` counts its retries (1 for the first)."""
+
     def trial_finished(
         self,
         number: int,

@@ -4,10 +4,17 @@ Each report is one fidelity (fine-tuning epochs done, 0 = inherited weights afte
 recalibration). A trial that reaches the last rung exports its model (TorchScript and ONNX, verified
 against PyTorch with ONNX Runtime) before its last report, so a model exists exactly for trials that
 ran to the end; its manifest also records the test-split accuracy, which no strategy ever sees.
+
+Every report but the trial's last carries a small checkpoint (the sub-network's weights and
+BatchNorm statistics, the optimizer state, the random states and the measured costs), persisted by
+Tune in the run's storage. A trial that Tune retries (it raised an error or its worker process was
+lost) restores the latest one and continues with the next epoch, exactly as it would have run.
 """
 
 from __future__ import annotations
 
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +31,8 @@ from workers.tasks import TaskData
 from workers.training import accuracy, finetune_epoch, recalibrate_batchnorm, training_subset
 
 VERIFY_EXAMPLES = 64
+CHECKPOINT_FILE = "trial_state.pt"
+CHECKPOINT_FORMAT = 1
 
 
 def trial_dir(artifacts_root: str, search_id: str, number: int) -> Path:
@@ -46,7 +55,8 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
 
     Cost metrics (latency, parameters, MACs, bytes, memory) are final from the first report, so
     constraints on them stop an infeasible trial before any fine-tuning; a constraint on accuracy is
-    checked at the last rung.
+    checked at the last rung. A retried trial restores Tune's latest checkpoint and reports only the
+    epochs after it.
     """
     torch.set_num_threads(1)
     spec = SearchSpec.model_validate(job["spec"])
@@ -64,11 +74,16 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
     supernet = load_supernet(SupernetPaths(Path(job["supernet_dir"])))
     model = supernet.extract(arch)
     del supernet
-    recalibrate_batchnorm(model, task.x_train)
-    costs = measure_costs(model, task.input_shape).as_dict()
     optimizer = _optimizer(model, settings)
+    resumed = _restore(tune.get_checkpoint(), model, optimizer, generator)
+    if resumed is None:
+        recalibrate_batchnorm(model, task.x_train)
+        costs = measure_costs(model, task.input_shape).as_dict()
+        first_epoch = 0
+    else:  # a retry: the weights, BatchNorm statistics and costs are those of the checkpointed epoch
+        costs, first_epoch = resumed.costs, resumed.epoch + 1
 
-    for epoch in range(spec.max_fidelity + 1):
+    for epoch in range(first_epoch, spec.max_fidelity + 1):
         if epoch > 0:
             finetune_epoch(model, x_tune, y_tune, optimizer, settings["finetune_batch_size"], generator)
         metrics = {"accuracy": accuracy(model, task.x_val, task.y_val), **costs}
@@ -86,9 +101,59 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
             )
             artifact_dir = str(out)
         report = {"number": number, "fidelity": epoch, **metrics, "artifact_dir": artifact_dir}
-        tune.report(report | ({"infeasible": infeasible} if infeasible else {}))
-        if infeasible:
+        report |= {"infeasible": infeasible} if infeasible else {}
+        if last or infeasible:  # the trial ends with this report: nothing to resume
+            tune.report(report)
             return
+        with tempfile.TemporaryDirectory(prefix="supernas-trial-") as directory:
+            _save(Path(directory), _TrialState(epoch, costs), model, optimizer, generator)
+            tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))  # copied to storage
+
+
+@dataclass(frozen=True)
+class _TrialState:
+    epoch: int  # the last epoch done (0: inherited weights, BatchNorm recalibrated)
+    costs: dict[str, Any]
+
+
+def _save(
+    directory: Path,
+    state: _TrialState,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+) -> None:
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "epoch": state.epoch,
+        "costs": state.costs,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "generator": generator.get_state(),
+    }
+    torch.save(payload, directory / CHECKPOINT_FILE)
+
+
+def _restore(
+    checkpoint: tune.Checkpoint | None,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+) -> _TrialState | None:
+    """Load the latest checkpoint into the model, optimizer and random generators; None without one."""
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:
+        payload = torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=True)
+    if payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"unknown trial checkpoint format {payload.get('format')!r}")
+    model.load_state_dict(payload["model"])
+    model.eval()
+    optimizer.load_state_dict(payload["optimizer"])
+    torch.set_rng_state(payload["torch_rng"])
+    generator.set_state(payload["generator"])
+    return _TrialState(int(payload["epoch"]), dict(payload["costs"]))
 
 
 def _manifest(

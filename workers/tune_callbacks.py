@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import ray.cloudpickle as cloudpickle
+from ray.exceptions import RayActorError, RayTaskError
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 from ray.tune.stopper import Stopper
@@ -23,6 +26,46 @@ def _error_summary(trial: Trial) -> str:
         if lines:
             return lines[-1][:2000]
     return "trial raised an error (no error file)"
+
+
+# what Ray's ActorDiedError says of the dead worker process
+_WORKER_DETAILS = (
+    ("pid", re.compile(r"^\s*pid: (\d+)", re.M)),
+    ("exit type", re.compile(r"Worker exit type: (\w+)")),
+)
+
+
+def _latest_error(trial: Trial) -> BaseException | None:
+    """The exception of the trial's latest failure, as Tune pickled it (None if it could not)."""
+    pickled = trial.pickled_error_file
+    if not pickled or not Path(pickled).exists():
+        return None
+    try:
+        with open(pickled, "rb") as f:
+            error = cloudpickle.load(f)
+    except Exception:  # an exception class that does not unpickle here: fall back to the error file
+        return None
+    return error if isinstance(error, BaseException) else None
+
+
+def _worker_lost(error: BaseException | None) -> bool:
+    """Whether the trial failed because its worker process (the Ray actor) died, not by raising."""
+    if isinstance(error, RayTaskError):
+        error = error.cause
+    return isinstance(error, RayActorError)
+
+
+def _retry_reason(trial: Trial) -> str:
+    """Why a trial is being retried: ``worker lost (pid ..., exit type ...): ...`` when its worker
+    process died (killed, out of memory, node gone), else the error's last line (as for a failed
+    trial)."""
+    error = _latest_error(trial)
+    if not _worker_lost(error):
+        return _error_summary(trial)
+    text = str(error)
+    first_line = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
+    details = [f"{name} {m.group(1)}" for name, pattern in _WORKER_DETAILS if (m := pattern.search(text))]
+    return (f"worker lost ({', '.join(details)}): " if details else "worker lost: ") + first_line[:1000]
 
 
 class ListenerCallback(DropsLiveHooksWhenPickled, Callback):
@@ -61,6 +104,12 @@ class ListenerCallback(DropsLiveHooksWhenPickled, Callback):
         else:
             reason = f"stopped by the scheduler at fidelity {last.get('fidelity')} of {self._max_fidelity}"
             self._listener.trial_finished(number, TrialState.PRUNED, reason, None, None)
+
+    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        """The trial failed (it raised, or its worker was lost) and Tune will retry it from its latest
+        checkpoint (``FailureConfig.max_failures`` bounds the retries); the searcher is not told."""
+        attempt = max(int(trial.run_metadata.num_failures), 1)  # 1 for the first retry
+        self._listener.trial_retried(int(trial.config["number"]), attempt, _retry_reason(trial))
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         number = int(trial.config["number"])

@@ -119,6 +119,7 @@ class TrialOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime | None
+    retries: list[dict[str, Any]]  # each retry after a failure or a lost worker: at, reason, attempt
     reports: list[ReportOut] | None = None
 
     @classmethod
@@ -139,6 +140,7 @@ class TrialOut(BaseModel):
             started_at=trial.started_at,
             finished_at=trial.finished_at,
             updated_at=trial.updated_at,
+            retries=[dict(retry) for retry in trial.retries],
             reports=[ReportOut.build(r) for r in trial.reports] if with_reports else None,
         )
 

@@ -219,6 +219,7 @@ class BudgetChange(BaseModel):
     max_parallel: int | None = None
     max_failed: int | None = None
     max_duration_s: float | None = None
+    max_retries: int | None = None  # applies to searches (re)started after the change
 
 
 @router.patch("/{search_id}/budget", response_model=SearchOut)
@@ -230,7 +231,7 @@ def change_budget(search_id: str, change: BudgetChange, request: Request) -> Sea
     record = owned_search(request, search_id)
     current = SearchSpec.model_validate(record.spec).budget.model_dump(mode="json")
     updates = change.model_dump(mode="json", exclude_unset=True)
-    for required in ("max_trials", "max_parallel"):
+    for required in ("max_trials", "max_parallel", "max_retries"):
         if updates.get(required, 0) is None:
             raise InvalidInputError(f"{required} cannot be null", ("body", required))
     try:

@@ -126,6 +126,8 @@ class TrialRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    # each retry after a failure or a lost worker: {"at", "reason", "attempt"}; NULL: never retried
+    retries: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONWithNonFinite)
 
     reports: Mapped[list[TrialReportRow]] = relationship(
         order_by="TrialReportRow.step", lazy="raise", passive_deletes=True
@@ -148,6 +150,7 @@ class TrialRow(Base):
             finished_at=optional_utc(self.finished_at),
             updated_at=aware_utc(self.updated_at),
             reports=reports,
+            retries=tuple(self.retries or ()),
         )
 
 

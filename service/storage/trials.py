@@ -97,6 +97,29 @@ class TrialStore:
 
         once_more_on_integrity_error(record)
 
+    def record_trial_retry(
+        self, search_id: str, number: int, reason: str, attempt: int | None = None
+    ) -> TrialRecord:
+        """Append a retry to the trial's history: ``{"at", "reason", "attempt"}``.
+
+        ``reason`` is why the previous attempt ended (its error, or ``worker lost: ...``);
+        ``attempt`` numbers the retry (1 for the first), by default one more than those recorded.
+        The trial's state is untouched: it goes on running.
+        """
+        with Session(self.engine) as s, s.begin():
+            trial = trial_row(s, search_id, number)
+            retries = list(trial.retries or [])
+            retries.append(
+                {
+                    "at": utcnow().isoformat(),
+                    "reason": reason[:2000],
+                    "attempt": len(retries) + 1 if attempt is None else int(attempt),
+                }
+            )
+            trial.retries = retries  # a new list, so the JSON column is written
+            s.flush()
+            return trial.to_record()
+
     def finish_trial(
         self,
         search_id: str,

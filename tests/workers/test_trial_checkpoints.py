@@ -1,0 +1,187 @@
+"""The trial trainable checkpoints every report but its last, and a retry restored from a checkpoint
+continues exactly as the uninterrupted trial would have (same accuracies, same final model), without
+reporting earlier steps again; the retry callback tells the listener why the trial is retried.
+
+The trainable runs in-process here with a stand-in for ``ray.tune``'s ``report``/``get_checkpoint``
+(Tune's own restore is exercised end to end by tests/e2e/test_worker_kill.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import ray.cloudpickle as cloudpickle
+import torch
+from ray import tune
+from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
+
+import workers.trial as trial_module
+from search_spaces.spec import SearchSpec
+from workers.export import TORCHSCRIPT_FILE
+from workers.supernet_training import train_supernet
+from workers.tasks import load_task
+from workers.trial import CHECKPOINT_FILE, evaluate_subnet, trial_dir
+from workers.tune_callbacks import ListenerCallback
+
+SPACE = {"family": "elastic_cnn", "stage_channels": [8, 16], "depth": [1, 2], "width_mult": [0.5, 1.0]}
+SPEC = {
+    "name": "checkpoints",
+    "task": "digits",
+    "space": SPACE,
+    "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+    "supernet": {"epochs": 2, "batch_size": 64},
+    "fidelity": {"finetune_epochs": 3, "finetune_lr": 0.05},
+    "hyperparameters": {"finetune_optimizer": {"type": "categorical", "choices": ["sgd", "adam"]}},
+    "seed": 3,
+}
+
+
+class _Crash(Exception):
+    """Stands for the worker dying right after a report."""
+
+
+class _FakeTune:
+    """``report``/``get_checkpoint`` of a Tune session: keeps every report and a copy of its checkpoint."""
+
+    Checkpoint = tune.Checkpoint
+
+    def __init__(
+        self, store: Path, resume_from: tune.Checkpoint | None = None, crash_after: int | None = None
+    ):
+        self.store, self.resume_from, self.crash_after = store, resume_from, crash_after
+        self.reports: list[dict[str, Any]] = []
+        self.checkpoints: list[tune.Checkpoint | None] = []
+
+    def get_checkpoint(self) -> tune.Checkpoint | None:
+        return self.resume_from
+
+    def report(self, metrics: dict[str, Any], *, checkpoint: tune.Checkpoint | None = None) -> None:
+        kept = None
+        if checkpoint is not None:  # Tune copies it to storage before report returns
+            target = self.store / f"checkpoint_{len(self.reports):06d}"
+            shutil.copytree(checkpoint.path, target)
+            kept = tune.Checkpoint.from_directory(str(target))
+        self.reports.append(dict(metrics))
+        self.checkpoints.append(kept)
+        if self.crash_after is not None and metrics["fidelity"] == self.crash_after:
+            raise _Crash
+
+
+@pytest.fixture(scope="module")
+def supernet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("supernet")
+    spec = SearchSpec.model_validate(SPEC)
+    train_supernet(spec.supernet_spec().model_dump(mode="json"), str(root), num_threads=1)
+    return root
+
+
+def _run(
+    supernet_dir: Path, root: Path, optimizer: str, fake: _FakeTune, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = SearchSpec.model_validate(SPEC)
+    params = spec.arch_space.config_from_arch(spec.arch_space.largest()) | {"finetune_optimizer": optimizer}
+    job = {
+        "spec": spec.model_dump(mode="json"),
+        "search_id": "s",
+        "artifacts_root": str(root),
+        "supernet_dir": str(supernet_dir),
+        "supernet_id": None,
+    }
+    monkeypatch.setattr(trial_module, "tune", fake)
+    evaluate_subnet({"number": 4, "params": params}, job)
+
+
+def _logits(root: Path) -> torch.Tensor:
+    model = torch.jit.load(str(trial_dir(str(root), "s", 4) / TORCHSCRIPT_FILE)).eval()
+    with torch.inference_mode():
+        return model(torch.from_numpy(load_task("digits").x_val))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_retry_from_a_checkpoint_continues_exactly(
+    supernet_dir: Path, tmp_path: Path, optimizer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = _FakeTune(tmp_path / "whole")
+    _run(supernet_dir, tmp_path / "whole", optimizer, whole, monkeypatch)
+    assert [r["fidelity"] for r in whole.reports] == [0, 1, 2, 3]
+    # every report but the last carries a small checkpoint
+    assert [c is not None for c in whole.checkpoints] == [True, True, True, False]
+    sizes = [(Path(c.path) / CHECKPOINT_FILE).stat().st_size for c in whole.checkpoints if c is not None]
+    assert max(sizes) < 1_000_000, sizes
+    assert whole.reports[-1]["artifact_dir"] is not None
+
+    crashed = _FakeTune(tmp_path / "crashed", crash_after=1)
+    with pytest.raises(_Crash):
+        _run(supernet_dir, tmp_path / "run", optimizer, crashed, monkeypatch)
+    assert [r["fidelity"] for r in crashed.reports] == [0, 1]
+    retried = _FakeTune(tmp_path / "retried", resume_from=crashed.checkpoints[-1])
+    _run(supernet_dir, tmp_path / "run", optimizer, retried, monkeypatch)
+
+    assert [r["fidelity"] for r in retried.reports] == [2, 3]  # nothing reported twice
+    costs = {k: v for k, v in crashed.reports[0].items() if k not in {"accuracy", "fidelity", "artifact_dir"}}
+    for report in retried.reports:  # the costs measured before the crash, not measured again
+        assert {k: report[k] for k in costs} == costs
+    accuracies = [r["accuracy"] for r in crashed.reports + retried.reports]
+    assert accuracies == [r["accuracy"] for r in whole.reports]
+    assert torch.equal(_logits(tmp_path / "run"), _logits(tmp_path / "whole"))  # the very same weights
+
+
+class _Listener:
+    def __init__(self) -> None:
+        self.retries: list[tuple[int, int, str]] = []
+
+    def trial_retried(self, number: int, attempt: int, reason: str) -> None:
+        self.retries.append((number, attempt, reason))
+
+
+class _KilledWorker(RayActorError):
+    """What Ray says when the worker process running the actor was killed."""
+
+    def __str__(self) -> str:
+        return (
+            "The actor died unexpectedly before finishing this task.\n\tclass_name: ImplicitFunc\n"
+            "\tpid: 10664\n\tip: 192.0.2.2\nThe actor is dead because its worker process has died. "
+            "Worker exit type: SYSTEM_ERROR Worker exit detail: Worker unexpectedly exits."
+        )
+
+
+def _failed_trial(tmp_path: Path, error: BaseException, failures: int) -> SimpleNamespace:
+    """What Tune's ``Trial`` offers after ``handle_error``: the error text and the pickled error."""
+    (tmp_path / "error.txt").write_text(f"Failure # {failures} (occurred at 2026-11-22)\n{error}\n")
+    with open(tmp_path / "error.pkl", "wb") as f:
+        cloudpickle.dump(error, f)
+    return SimpleNamespace(
+        config={"number": 5},
+        error_file=str(tmp_path / "error.txt"),
+        pickled_error_file=str(tmp_path / "error.pkl"),
+        run_metadata=SimpleNamespace(num_failures=failures),
+    )
+
+
+def test_the_retry_callback_reports_a_lost_worker_or_the_error(tmp_path: Path) -> None:
+    listener = _Listener()
+    callback = ListenerCallback(listener, max_fidelity=3, stop_reason=lambda: None)  # type: ignore[arg-type]
+    lost = _failed_trial(tmp_path, ActorDiedError(), failures=1)
+    callback.on_trial_recover(iteration=1, trials=[], trial=lost)  # type: ignore[arg-type]
+    try:
+        raise ValueError("fine-tuning diverged")
+    except ValueError as exc:
+        raised = RayTaskError("evaluate_subnet", "Traceback ...\nValueError: fine-tuning diverged", exc)
+    failed = _failed_trial(tmp_path, raised, failures=2)
+    callback.on_trial_recover(iteration=2, trials=[], trial=failed)  # type: ignore[arg-type]
+    killed = _failed_trial(tmp_path, _KilledWorker(), failures=3)
+    callback.on_trial_recover(iteration=3, trials=[], trial=killed)  # type: ignore[arg-type]
+    assert listener.retries == [
+        (5, 1, "worker lost: The actor died unexpectedly before finishing this task."),
+        (5, 2, "ValueError: fine-tuning diverged"),
+        (
+            5,
+            3,
+            "worker lost (pid 10664, exit type SYSTEM_ERROR): "
+            "The actor died unexpectedly before finishing this task.",
+        ),
+    ]
