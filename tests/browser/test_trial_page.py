@@ -1,5 +1,6 @@
-"""The trial page: configuration, state, metrics per fidelity (table and chart), the strategy's
-prediction beside the outcome, and readable messages for a trial without prediction or an unknown one."""
+"""The trial page: configuration, state, retries, metrics per fidelity (table and chart), the
+strategy's prediction beside the outcome, and readable messages for a trial without prediction or an
+unknown one."""
 
 from __future__ import annotations
 
@@ -43,11 +44,15 @@ def test_trial_page_shows_config_reports_and_prediction_beside_outcome(
     expect(page.locator("#suggestion-table")).to_contain_text("botorch")
     expect(page.locator("#suggestion-table")).to_contain_text("acquisition_value")
     expect(page.locator("#artifacts")).to_contain_text("No model")
+    expect(page.locator("#trial-retries")).to_be_hidden()  # never retried
     dash.screenshot("-prediction")
 
-    # a trial without a recorded prediction says so
+    # a trial without a recorded prediction says so; one that was retried lists its retries
+    storage.record_trial_retry(inserted.search_id, 1, "worker lost (pid 4242): the actor died", attempt=1)
     dash.open(f"/searches/{inserted.search_id}/trials/1")
     dash.wait_ready()
+    expect(page.locator("#trial-retries")).to_contain_text("Retried 1 time")
+    expect(page.locator("#trial-retries li")).to_contain_text("attempt 1: worker lost (pid 4242)")
     expect(page.locator("#no-prediction")).to_contain_text("No prediction recorded")
     expect(page.locator("[data-testid='actual-accuracy']")).not_to_have_text("not measured")
     dash.assert_no_console_errors()

@@ -38,6 +38,20 @@ function renderHeader(trial, search) {
   item("Started", fmtDate(trial.started_at));
   item("Finished", fmtDate(trial.finished_at));
   item(trial.finished_at ? "Took" : "Running for", fmtDuration(duration));
+  renderRetries(trial.retries || []);
+}
+
+/** Each retry after an error or a lost worker: when, which attempt, why. */
+function renderRetries(retries) {
+  const box = clear($("trial-retries"));
+  box.hidden = retries.length === 0;
+  if (!retries.length) return;
+  box.append(el("h3", {}, `Retried ${retries.length} time${retries.length === 1 ? "" : "s"} (from its last checkpoint)`));
+  const list = el("ul", { class: "retries" });
+  for (const retry of retries) {
+    list.append(el("li", {}, `${fmtDate(retry.at)} · attempt ${retry.attempt ?? "?"}: ${retry.reason || "no reason recorded"}`));
+  }
+  box.append(list);
 }
 
 function predictedText(p, suggestion) {
