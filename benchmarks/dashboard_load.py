@@ -55,8 +55,6 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -72,6 +70,8 @@ from typing import Any
 
 import httpx
 import numpy as np
+
+from service.launcher import free_port, running_server, running_service
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
@@ -446,62 +446,22 @@ def _insert_optuna_trials(engine: Any, study_id: int, frozen: Sequence[Any]) -> 
 # ------------------------------------------------------------------------------------------- servers
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"server not up in time:\n{log_path.read_text()[-4000:]}")
-        time.sleep(0.2)  # polling a subprocess's health: nothing to wait on instead
-
-
 @contextmanager
-def running(
-    command: list[str], health_path: str, port: int, log_path: Path, env: dict[str, str]
-) -> Iterator[str]:
-    """Run ``command`` (a server on ``port``) until the block ends; yields its base URL."""
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(process, base + health_path, log_path)
-        yield base
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def supernas_server(database_url: str, data_dir: Path) -> Any:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+def supernas_server(database_url: str, data_dir: Path) -> Iterator[str]:
+    """The real service with its dispatcher off; yields its base URL."""
     env = os.environ | {
         "SUPERNAS_DATABASE_URL": database_url,
         "SUPERNAS_RUN_DISPATCHER": "false",
         "SUPERNAS_AUTH": "false",  # the page is timed, not the sign-in
     }
     env.pop("RAY_ADDRESS", None)
-    command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)]
-    return running(command, "/healthz", port, data_dir / "supernas.log", env)
+    with running_service(data_dir, env, startup_timeout_s=STARTUP_TIMEOUT_S, cwd=REPO_ROOT) as server:
+        yield server.url
 
 
-def optuna_dashboard_server(database_url: str, log_dir: Path) -> Any:
+@contextmanager
+def optuna_dashboard_server(database_url: str, log_dir: Path) -> Iterator[str]:
+    """optuna-dashboard on the study's storage; yields its base URL."""
     port = free_port()
     executable = Path(sys.executable).with_name("optuna-dashboard")
     if not executable.exists():
@@ -510,7 +470,17 @@ def optuna_dashboard_server(database_url: str, log_dir: Path) -> Any:
             raise RuntimeError("optuna-dashboard is not installed (pip install optuna-dashboard==0.21.0)")
         executable = Path(found)
     command = [str(executable), database_url, "--host", "127.0.0.1", "--port", str(port), "--quiet"]
-    return running(command, "/api/studies", port, log_dir / "optuna-dashboard.log", dict(os.environ))
+    log_path = log_dir / "optuna-dashboard.log"
+    with running_server(
+        command,
+        port,
+        log_path,
+        os.environ,
+        "/api/studies",
+        startup_timeout_s=STARTUP_TIMEOUT_S,
+        cwd=REPO_ROOT,
+    ) as server:
+        yield server.url
 
 
 # ------------------------------------------------------------------------------------------- timings

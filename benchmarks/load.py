@@ -54,16 +54,13 @@ import platform
 import random
 import re
 import secrets
-import signal
-import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import AbstractContextManager, AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +68,9 @@ from typing import Any
 
 import httpx
 import numpy as np
+
+from service.launcher import ServerProcess
+from service.launcher import running_service as launch_service
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
@@ -183,27 +183,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 # ------------------------------------------------------------------------------------------- service
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass(frozen=True)
-class Service:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-@contextmanager
-def running_service(data_dir: Path, database_url: str) -> Iterator[Service]:
-    """The real service on a free port with auth on (as ``tests/e2e/service_process.py`` starts it);
-    SIGTERM (then SIGKILL) afterwards."""
-    port = free_port()
+def running_service(data_dir: Path, database_url: str) -> AbstractContextManager[ServerProcess]:
+    """The real service on a free port with auth on, as the end-to-end tests start it."""
     env = os.environ | {
         "SUPERNAS_DATABASE_URL": database_url,
         "SUPERNAS_RAY_NUM_CPUS": "2",
@@ -212,46 +193,7 @@ def running_service(data_dir: Path, database_url: str) -> Iterator[Service]:
         "SUPERNAS_AUTH": "true",
     }
     env.pop("RAY_ADDRESS", None)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir / "service.log"
-    command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)]
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"service exited with {process.returncode}:\n{log_path.read_text()[-4000:]}"
-                )
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"service not healthy in time:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.3)  # polling a subprocess's health: nothing to wait on instead
-        yield Service(url, process, log_path)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def admin_token(service: Service) -> str:
-    """The admin token the service printed on its first start (before it answered /healthz)."""
-    from service.auth import printed_admin_token
-
-    token = printed_admin_token(service.log())
-    if token is None:
-        raise RuntimeError(f"the service printed no admin token:\n{service.log()[-4000:]}")
-    return token
+    return launch_service(data_dir, env, startup_timeout_s=STARTUP_TIMEOUT_S, cwd=REPO_ROOT)
 
 
 @contextmanager
@@ -294,7 +236,9 @@ def scan_log(text: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------- the search
 
 
-def submit_and_wait_running(client: httpx.Client, spec: dict[str, Any], service: Service) -> dict[str, Any]:
+def submit_and_wait_running(
+    client: httpx.Client, spec: dict[str, Any], service: ServerProcess
+) -> dict[str, Any]:
     """Submit the real search; return it once it is ``running`` with at least one trial."""
     created = client.post(API, json=spec)
     created.raise_for_status()
@@ -683,7 +627,7 @@ def run_database(args: argparse.Namespace, kind: str, work_dir: Path, tag: str) 
     started = time.perf_counter()
     with database_url(kind, data_dir) as url, running_service(data_dir, url) as service:
         healthy_s = time.perf_counter() - started
-        token = admin_token(service)
+        token = service.admin_token()
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=service.url, headers=headers, timeout=REQUEST_TIMEOUT_S) as client:
             unauthorized = httpx.get(f"{service.url}{API}", timeout=REQUEST_TIMEOUT_S).status_code

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -14,27 +12,7 @@ import typer
 
 from service.auth import printed_admin_token
 from service.client import ApiError, SupernasClient
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(
-    client: SupernasClient, server: subprocess.Popen[bytes], log: Path, timeout_s: float
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the service exited with {server.returncode}; see {log}")
-        try:
-            client.health()
-            return
-        except (ApiError, OSError, Exception):
-            time.sleep(0.5)
-    raise RuntimeError(f"the service did not become healthy in {timeout_s:.0f} s; see {log}")
+from service.launcher import free_port, running_service
 
 
 def run_best_model(model_path: Path, manifest: dict[str, Any], count: int = 8) -> None:
@@ -63,43 +41,30 @@ def run_demo(spec: dict[str, Any], data_dir: Path | None) -> None:
 
     root = data_dir or Path(tempfile.mkdtemp(prefix="supernas-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     log = root / "service.log"
     typer.echo(f"Starting supernas on http://127.0.0.1:{port} (data in {root}, log in {log})")
     started = time.monotonic()
-    with log.open("ab") as log_file:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--data-dir", str(root)],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    client = SupernasClient(f"http://127.0.0.1:{port}")
-    try:
-        _wait_healthy(client, server, log, timeout_s=120)
-        token = printed_admin_token(log.read_text(errors="replace"))
+    with running_service(root, os.environ, port=port) as server:
+        token = printed_admin_token(server.log())
+        client = SupernasClient(server.url, token=token)  # without a printed token: SUPERNAS_TOKEN
         if token is not None:  # auth is on: use the admin token this fresh service printed
-            client.close()
-            client = SupernasClient(f"http://127.0.0.1:{port}", token=token)
             typer.echo(f"Using the admin token the service printed on its first start (see {log})")
-        search = client.submit(spec)
-        typer.echo(f"Submitted search {search['id']} ({spec.get('name', 'search')}); progress:")
-        final = watch(client, search["id"])
-        if final["state"] != "succeeded":
-            typer.secho(f"search ended {final['state']}: {final['state_reason']}", fg="red", err=True)
-            raise typer.Exit(1)
-        print_pareto(client, search["id"])
-        best = final["best_trial"]
-        path, manifest = client.download(search["id"], best, root / "download")
-        typer.echo(f"\nDownloaded the best sub-network (trial {best}) to {path} (sha256 verified)")
-        run_best_model(path, manifest)
-        typer.echo(f"\nDemo finished in {time.monotonic() - started:.0f} s.")
-    except ApiError as error:
-        typer.secho(f"error: {error}", fg="red", err=True)
-        raise typer.Exit(1) from error
-    finally:
-        client.close()
-        server.terminate()
         try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+            search = client.submit(spec)
+            typer.echo(f"Submitted search {search['id']} ({spec.get('name', 'search')}); progress:")
+            final = watch(client, search["id"])
+            if final["state"] != "succeeded":
+                typer.secho(f"search ended {final['state']}: {final['state_reason']}", fg="red", err=True)
+                raise typer.Exit(1)
+            print_pareto(client, search["id"])
+            best = final["best_trial"]
+            path, manifest = client.download(search["id"], best, root / "download")
+            typer.echo(f"\nDownloaded the best sub-network (trial {best}) to {path} (sha256 verified)")
+            run_best_model(path, manifest)
+            typer.echo(f"\nDemo finished in {time.monotonic() - started:.0f} s.")
+        except ApiError as error:
+            typer.secho(f"error: {error}", fg="red", err=True)
+            raise typer.Exit(1) from error
+        finally:
+            client.close()
