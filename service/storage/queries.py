@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -60,6 +60,31 @@ def newest_first_page(
         total = s.scalar(select(func.count()).select_from(row_type).where(*filters)) or 0
         token = encode_token({"before": rows[page_size - 1].pk}) if len(rows) > page_size else None
         return Page([row.to_record() for row in rows[:page_size]], token, total)
+
+
+def claim_oldest(
+    engine: Engine, row_type: Any, queued: tuple[Any, ...], values: dict[str, Any]
+) -> Any | None:
+    """Set ``values`` on the oldest row matching ``queued`` and return it as a record (None if none).
+
+    PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` picks the oldest matching row no other
+    transaction holds and locks it until this transaction's UPDATE commits, so concurrent claimers take
+    different rows without waiting on one another. SQLite ignores FOR UPDATE (its writes are serialized
+    by the database lock); there the UPDATE repeats the ``queued`` condition, and a lost race (rowcount
+    0) moves on to the next row.
+    """
+    pick = select(row_type.id).where(*queued).order_by(row_type.pk).limit(1).with_for_update(skip_locked=True)
+    while True:
+        with Session(engine) as s, s.begin():
+            found = s.scalar(pick)
+            if found is None:
+                return None
+            claimed = s.execute(
+                update(row_type).where(row_type.id == found, *queued).values(**values),
+                execution_options=NO_SYNC,
+            )
+            if claimed.rowcount == 1:
+                return s.scalar(select(row_type).where(row_type.id == found)).to_record()
 
 
 def once_more_on_integrity_error(operation: Callable[[], T]) -> T:

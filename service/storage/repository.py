@@ -22,6 +22,7 @@ from service.storage.models import LOCAL_OWNER, SearchRow, TrialRow, utcnow
 from service.storage.queries import (
     NO_SYNC,
     UNFINISHED_TRIALS,
+    claim_oldest,
     newest_first_page,
     search_row,
 )
@@ -124,44 +125,22 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
         return newest_first_page(self.engine, SearchRow, filters, page_size, page_token)
 
     def claim_next_queued_search(self) -> SearchRecord | None:
-        """Move the oldest queued search to running; two dispatchers never claim the same one.
-
-        PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` picks the oldest queued row no other
-        transaction holds, and locks it until this transaction's UPDATE commits, so concurrent claimers
-        take different searches without waiting on one another. SQLite ignores FOR UPDATE (its writes
-        are serialized by the database lock); there the UPDATE repeats the queued condition and a lost
-        race (rowcount 0) moves on to the next search.
-        """
-        queued = (SearchRow.state == SearchState.QUEUED.value, SearchRow.cancel_requested.is_(False))
-        pick = (
-            select(SearchRow.id)
-            .where(*queued)
-            .order_by(SearchRow.pk)
-            .limit(1)
-            .with_for_update(skip_locked=True)
+        """Move the oldest queued search to running; two dispatchers never claim the same one
+        (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, see ``claim_oldest``)."""
+        now = utcnow()
+        return claim_oldest(
+            self.engine,
+            SearchRow,
+            (SearchRow.state == SearchState.QUEUED.value, SearchRow.cancel_requested.is_(False)),
+            {
+                "state": SearchState.RUNNING.value,
+                "state_reason": "claimed by dispatcher",
+                "started_at": func.coalesce(SearchRow.started_at, now),
+                "attempt": SearchRow.attempt + 1,
+                "requested_action": None,
+                "updated_at": now,
+            },
         )
-        while True:
-            with Session(self.engine) as s, s.begin():
-                search_id = s.scalar(pick)
-                if search_id is None:
-                    return None
-                now = utcnow()
-                claimed = s.execute(
-                    update(SearchRow)
-                    .where(SearchRow.id == search_id, *queued)
-                    .values(
-                        state=SearchState.RUNNING.value,
-                        state_reason="claimed by dispatcher",
-                        started_at=func.coalesce(SearchRow.started_at, now),
-                        attempt=SearchRow.attempt + 1,
-                        requested_action=None,
-                        updated_at=now,
-                    ),
-                    execution_options=NO_SYNC,
-                )
-                if claimed.rowcount == 1:
-                    return search_row(s, search_id).to_record()
-            # SQLite only: another dispatcher claimed it between our SELECT and UPDATE; try the next one
 
     def set_search_state(self, search_id: str, state: SearchState, reason: str | None = None) -> SearchRecord:
         with Session(self.engine) as s, s.begin():

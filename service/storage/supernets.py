@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.storage.models import LOCAL_OWNER, SupernetRow, utcnow
-from service.storage.queries import NO_SYNC, newest_first_page
+from service.storage.queries import claim_oldest, newest_first_page
 from supernas.errors import NotFoundError
 from supernas.records import Page, SupernetRecord
 from supernas.states import SupernetState
@@ -93,38 +93,19 @@ class SupernetStore:
         return newest_first_page(self.engine, SupernetRow, filters, page_size, page_token)
 
     def claim_next_queued_supernet(self) -> SupernetRecord | None:
-        """Move the oldest queued stand-alone supernet to training (a search trains its own).
-
-        Like ``Storage.claim_next_queued_search``: on PostgreSQL the row is picked with
-        ``FOR UPDATE SKIP LOCKED``; on SQLite the conditional UPDATE decides a race and the loser retries.
-        """
-        queued = (SupernetRow.state == SupernetState.QUEUED.value, SupernetRow.search_id.is_(None))
-        pick = (
-            select(SupernetRow.id)
-            .where(*queued)
-            .order_by(SupernetRow.pk)
-            .limit(1)
-            .with_for_update(skip_locked=True)
+        """Move the oldest queued stand-alone supernet to training (a search trains its own); like
+        ``Storage.claim_next_queued_search`` (``claim_oldest``)."""
+        return claim_oldest(
+            self.engine,
+            SupernetRow,
+            (SupernetRow.state == SupernetState.QUEUED.value, SupernetRow.search_id.is_(None)),
+            {
+                "state": SupernetState.TRAINING.value,
+                "state_reason": "claimed by dispatcher",
+                "attempt": SupernetRow.attempt + 1,
+                "updated_at": utcnow(),
+            },
         )
-        while True:
-            with Session(self.engine) as s, s.begin():
-                found = s.scalar(pick)
-                if found is None:
-                    return None
-                claimed = s.execute(
-                    update(SupernetRow)
-                    .where(SupernetRow.id == found, *queued)
-                    .values(
-                        state=SupernetState.TRAINING.value,
-                        state_reason="claimed by dispatcher",
-                        attempt=SupernetRow.attempt + 1,
-                        updated_at=utcnow(),
-                    ),
-                    execution_options=NO_SYNC,
-                )
-                if claimed.rowcount == 1:
-                    return supernet_row(s, found).to_record()
-            # SQLite only: another dispatcher claimed it between our SELECT and UPDATE; try the next one
 
     def set_supernet_state(
         self,
