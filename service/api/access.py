@@ -5,10 +5,12 @@ ids of other users' resources leak nothing."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
 from fastapi import Request
 
-from service.auth import Principal, principal_of
+from service.auth import principal_of
 from service.storage import Storage
 from supernas.errors import NotFoundError
 from supernas.records import DatasetRecord, SearchRecord, SupernetRecord
@@ -22,37 +24,33 @@ def storage_of(request: Request) -> Storage:
     return request.app.state.storage
 
 
-def _visible_or_missing(principal: Principal, owner: str, what: str) -> None:
-    if not principal.sees(owner):
-        raise NotFoundError(what)
+R = TypeVar("R", SearchRecord, SupernetRecord, DatasetRecord)
+
+
+def _owned(
+    request: Request, what: str, resource_id: str, pattern: re.Pattern[str], get: Callable[[str], R]
+) -> R:
+    """The resource ``get(resource_id)`` if the id is well-formed, it exists and the request's principal
+    may see it; otherwise the same 404 in all three cases."""
+    missing = f"no {what} with id {resource_id!r}"
+    if not pattern.match(resource_id):
+        raise NotFoundError(missing)
+    record = get(resource_id)
+    if not principal_of(request).sees(record.owner):
+        raise NotFoundError(missing)
+    return record
 
 
 def owned_search(request: Request, search_id: str) -> SearchRecord:
-    """The search, if it exists and the request's principal may see it; else 404."""
-    missing = f"no search with id {search_id!r}"
-    if not _SEARCH_ID.match(search_id):
-        raise NotFoundError(missing)
-    record = storage_of(request).get_search(search_id)
-    _visible_or_missing(principal_of(request), record.owner, missing)
-    return record
+    return _owned(request, "search", search_id, _SEARCH_ID, storage_of(request).get_search)
 
 
 def owned_supernet(request: Request, supernet_id: str) -> SupernetRecord:
-    missing = f"no supernet with id {supernet_id!r}"
-    if not _SUPERNET_ID.match(supernet_id):
-        raise NotFoundError(missing)
-    record = storage_of(request).get_supernet(supernet_id)
-    _visible_or_missing(principal_of(request), record.owner, missing)
-    return record
+    return _owned(request, "supernet", supernet_id, _SUPERNET_ID, storage_of(request).get_supernet)
 
 
 def owned_dataset(request: Request, dataset_id: str) -> DatasetRecord:
-    missing = f"no data set with id {dataset_id!r}"
-    if not _DATASET_ID.match(dataset_id):
-        raise NotFoundError(missing)
-    record = storage_of(request).get_dataset(dataset_id)
-    _visible_or_missing(principal_of(request), record.owner, missing)
-    return record
+    return _owned(request, "data set", dataset_id, _DATASET_ID, storage_of(request).get_dataset)
 
 
 def scoped_idempotency_key(request: Request, key: str | None) -> str | None:
