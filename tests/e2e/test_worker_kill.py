@@ -16,29 +16,19 @@ from pathlib import Path
 import httpx
 import pytest
 from service_process import ServiceHandle, running_service
+from test_end_to_end import LONG_SEARCH, TERMINAL
 
 pytestmark = pytest.mark.slow
 
-SEARCH = {
+SEARCH = LONG_SEARCH | {
     "name": "e2e-worker-kill",
-    "task": "digits",
-    "space": {"family": "elastic_cnn", "stage_channels": [8, 16], "depth": [1, 2], "width_mult": [0.5, 1.0]},
-    "objectives": [
-        {"metric": "accuracy", "direction": "maximize"},
-        {"metric": "latency_ms", "direction": "minimize"},
-        {"metric": "params", "direction": "minimize"},
-    ],
     "budget": {"max_trials": 3, "max_parallel": 1, "max_duration_s": 600},
-    "scheduler": {"type": "fifo"},
-    "supernet": {"epochs": 3, "batch_size": 64},
     "fidelity": {"finetune_epochs": 6},
     # tiny fine-tuning batches (1,078 training images, so never a batch of one): each epoch takes
     # about a second, time enough to kill a trial between its first epoch and its last
     "hyperparameters": {"finetune_batch_size": {"type": "categorical", "choices": [2]}},
-    "seed": 0,
 }
 WORKER_PREFIX = "ray::ImplicitFunc"  # what Ray names the process of a function trainable
-TERMINAL = {"succeeded", "failed", "canceled"}
 
 
 def _poll(predicate, timeout_s: float, what: str):

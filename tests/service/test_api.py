@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,13 +22,6 @@ SPEC = {
     ],
     "budget": {"max_trials": 4, "max_parallel": 1},
 }
-
-
-@pytest.fixture
-def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(database_url=database_url, data_dir=tmp_path, run_dispatcher=False, auth=False)
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
 
 
 def _problem(response, status: int) -> dict:

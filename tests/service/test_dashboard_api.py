@@ -4,14 +4,11 @@ chart points, hypervolume, learning curves, scheduler decisions, sorting and the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.settings import Settings
 from service.storage import Storage
 from supernas.states import SearchState, TrialState
 
@@ -27,13 +24,6 @@ SPEC = {
     "fidelity": {"finetune_epochs": 3},
     "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
 }
-
-
-@pytest.fixture
-def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(database_url=database_url, data_dir=tmp_path, run_dispatcher=False, auth=False)
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
 
 
 def _storage(client: TestClient) -> Storage:

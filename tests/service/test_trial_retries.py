@@ -4,16 +4,13 @@ API (detail, listing, change feed) and come through the driver's listener; the s
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
 from service.dispatch import StorageListener
-from service.settings import Settings
 from service.storage import Storage
 from supernas.errors import NotFoundError
 from supernas.states import TrialState
@@ -27,13 +24,6 @@ SPEC = {
     "fidelity": {"finetune_epochs": 2},
 }
 LOST = "worker lost: The actor died unexpectedly before finishing this task."
-
-
-@pytest.fixture
-def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(database_url=database_url, data_dir=tmp_path, run_dispatcher=False, auth=False)
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
 
 
 def _storage(client: TestClient) -> Storage:
