@@ -58,8 +58,7 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +75,7 @@ from search_spaces.families import get_family
 from search_spaces.family import ArchSpace
 from search_spaces.spec import SupernetTraining
 from search_spaces.supernet import Supernet, count_params
+from surrogates.torch_threads import torch_threads
 from workers.datasets import Limits, build_dataset, save_dataset
 from workers.supernet_training import (
     SupernetPaths,
@@ -504,17 +504,6 @@ def format_case(name: str, result: dict[str, Any]) -> str:
         f"supernet training {result['supernet']['seconds']:.1f}s",
     ]
     return "\n".join(lines)
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch threads, then restore the caller's setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

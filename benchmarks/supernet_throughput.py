@@ -50,11 +50,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmarks.supernet_ranking import CASES as RANKING_CASES
-from benchmarks.supernet_ranking import machine, torch_threads
+from benchmarks.supernet_ranking import machine
 from search_spaces.families import get_family
 from search_spaces.family import ArchSpace
 from search_spaces.spec import SupernetTraining
 from search_spaces.supernet import Supernet, count_params
+from surrogates.torch_threads import torch_threads
 from workers.supernet_training import _step_archs, _step_loss
 from workers.tasks import TaskData, load_task, task_available
 

@@ -1,4 +1,5 @@
-"""Running small torch workloads with a fixed number of intra-op threads."""
+"""Running torch work with a fixed number of intra-op threads (strategies' asks, cost
+measurements, benchmarks), the caller's setting restored after."""
 
 from __future__ import annotations
 

@@ -52,6 +52,7 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from surrogates.torch_threads import torch_threads
 from workers.latency import measure_latency_ms
 
 BYTES_PER_MB = 1 << 20
@@ -166,17 +167,6 @@ def _peak_of_memory_events(prof: profile) -> int:
         running += event.nbytes()
         peak = max(peak, running)
     return peak
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """``torch.set_num_threads(threads)`` inside the block, the previous count restored after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def measure_costs(
