@@ -19,7 +19,7 @@ from supernas.objectives import is_finite_number
 from supernas.records import TrialRecord
 from supernas.states import TrialState
 from surrogates.hypervolume import hypervolume_growth
-from surrogates.pareto import non_dominated_mask, to_minimization
+from surrogates.pareto import best_index, non_dominated_mask, to_minimization
 
 PLOTTED_STATES = (TrialState.SUCCEEDED, TrialState.INFEASIBLE)
 CONFIGS_FOR_ALL_UP_TO = 2000  # beyond this many points, only the front's configs are sent
@@ -66,6 +66,20 @@ def front_mask(points: Sequence[PlottedPoint], objectives: Sequence[Objective]) 
         values = np.array([points[i].values for i in feasible])  # (F, M)
         mask[np.array(feasible)[non_dominated_mask(values, [o.direction for o in objectives])]] = True
     return mask
+
+
+def best_values(
+    points: Sequence[PlottedPoint], objectives: Sequence[Objective]
+) -> dict[str, tuple[float, int]]:
+    """metric -> (best value, trial number) among the feasible (succeeded) points: a trial with a
+    non-finite objective value is not plotted, so it never wins "best"."""
+    feasible = [p for p in points if p.state is TrialState.SUCCEEDED]
+    best: dict[str, tuple[float, int]] = {}
+    for i, objective in enumerate(objectives):
+        index = best_index([p.values[i] for p in feasible], objective.direction)
+        if index is not None:
+            best[objective.metric.value] = (feasible[index].values[i], feasible[index].number)
+    return best
 
 
 def reference_point(points: Sequence[PlottedPoint], objectives: Sequence[Objective]) -> list[float] | None:

@@ -28,11 +28,10 @@ from service.api.schemas import (
 )
 from service.auth import principal_of
 from service.dispatch import Dispatcher
-from service.results import best_values
 from service.spec_validation import resolve_search_spec
 from service.storage import Storage
 from service.storage.trial_views import SORT_COLUMNS
-from service.summaries import SearchSummary, SummaryCache
+from service.summaries import SearchSummary, SummaryCache, best_values
 from supernas.errors import (
     ConflictError,
     IdempotencyKeyReusedError,
@@ -75,7 +74,7 @@ def summary_of(request: Request, record: SearchRecord) -> tuple[SearchSpec, Sear
 def search_out(request: Request, record: SearchRecord) -> SearchOut:
     spec, summary = summary_of(request, record)
     outcomes = summary.outcomes
-    best = best_values(outcomes, spec.objectives)
+    best = best_values(summary.points, spec.objectives)
     first_metric = spec.objectives[0].metric.value
     counts = {state.value: 0 for state in TrialState}
     for trial in outcomes:

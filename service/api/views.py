@@ -124,7 +124,7 @@ def get_curves(
     spec, summary = summary_of(request, record)
     name = (metric or spec.objectives[0].metric).value
     front = {p.number for p, on in zip(summary.points, summary.on_front, strict=True) if on}
-    recent = storage.recently_updated_trials(record.id, limit).items
+    recent = sorted(summary.outcomes, key=lambda t: (t.updated_at, t.number), reverse=True)[:limit]
     numbers = list(dict.fromkeys([*sorted(front), *(t.number for t in recent)]))[:limit]
     trials = storage.trials_by_number(record.id, numbers, with_reports=True)
     return CurvesOut(
