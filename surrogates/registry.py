@@ -6,6 +6,11 @@ from surrogates.botorch_strategy import BoTorchStrategy
 from surrogates.default import DefaultStrategy
 from surrogates.linas import LinasStrategy
 from surrogates.optuna_samplers import NSGA2Strategy, OptunaGPStrategy, TPEStrategy
+from surrogates.pfn_strategy import (
+    PFNProbabilityOfImprovementStrategy,
+    PFNStrategy,
+    PFNUpperConfidenceBoundStrategy,
+)
 from surrogates.random_search import RandomStrategy
 from surrogates.sobol import SobolStrategy
 from surrogates.strategy import SearchProblem, Strategy
@@ -19,6 +24,9 @@ STRATEGIES: dict[str, type[Strategy]] = {
     LinasStrategy.name: LinasStrategy,
     BoTorchStrategy.name: BoTorchStrategy,
     DefaultStrategy.name: DefaultStrategy,
+    PFNStrategy.name: PFNStrategy,
+    PFNProbabilityOfImprovementStrategy.name: PFNProbabilityOfImprovementStrategy,
+    PFNUpperConfidenceBoundStrategy.name: PFNUpperConfidenceBoundStrategy,
 }
 
 
