@@ -3,7 +3,8 @@
 ``borders`` (K+1,) split the real line into K buckets. Interior buckets carry uniform density; the
 two outer buckets have full support (as the PFN paper's full-support bar distribution): the first
 is a half-normal reaching down to -inf from ``borders[1]``, the last a half-normal reaching up to
-+inf from ``borders[-2]``, each with the bucket's width as its scale. So every y has a finite
++inf from ``borders[-2]``, each with the bucket's width as its scale, or a quarter of the span of
+the finite buckets if that is larger. So every y has a finite
 log-likelihood, and mean, variance, CDF, quantiles and expected improvement are exact.
 
 Every function takes ``logits`` (..., K) and works on the trailing dimension.
@@ -18,6 +19,7 @@ from torch import Tensor
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+TAIL_SCALE_DIVISOR = 4.0  # a tail's scale is at least a quarter of the finite buckets' span
 
 
 class BarDistribution:
@@ -30,8 +32,11 @@ class BarDistribution:
             raise ValueError("borders must be strictly increasing")
         self.borders = borders
         self.widths = borders[1:] - borders[:-1]  # (K,)
-        self.left_scale = self.widths[0]
-        self.right_scale = self.widths[-1]
+        # Training clips standardised targets, so the outer buckets can be slivers at the clip; a
+        # tail as narrow as its sliver would give a value just past it a log density near -1e9.
+        min_scale = (borders[-2] - borders[1]) / TAIL_SCALE_DIVISOR
+        self.left_scale = torch.maximum(self.widths[0], min_scale)
+        self.right_scale = torch.maximum(self.widths[-1], min_scale)
 
     @property
     def n_bars(self) -> int:

@@ -21,7 +21,7 @@ class PFNConfig:
     max_dim: int = 16  # encoded config coordinates (plus one for the fidelity t)
     d_model: int = 128
     n_heads: int = 4
-    n_layers: int = 6
+    n_layers: int = 4
     d_ff: int = 256
     n_bars: int = 512
     max_context: int = 400  # the largest context trained on; longer ones are subsampled

@@ -14,12 +14,15 @@ reduction is reported in ``Predictive.notes``:
   (highest values of the first column), the rest to a seeded uniform sample of the others.
 
 ``predict_curves`` is the learning-curve API of freeze-thaw scheduling: observed prefixes of
-several configs' curves in, the predictive distribution at any (config, epoch) out.
+several configs' curves in, the predictive distribution at any (config, epoch) out. Above
+``max_context`` observed epochs, every curve is thinned to every k-th epoch counted back from its
+latest (rather than keeping the best values, which on curves are the late epochs of good configs).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -167,7 +170,7 @@ class PFNPredictor:
         y_t = torch.as_tensor(y.T, dtype=torch.float64)  # (J, N)
         loc = y_t.mean(-1, keepdim=True)
         scale = y_t.std(-1, unbiased=False, keepdim=True) if y_t.shape[-1] > 1 else torch.ones_like(loc)
-        scale = scale.clamp_min(1e-6)
+        scale = torch.maximum(scale, 1e-6 * loc.abs().clamp_min(1.0))  # a constant context
         z = ((y_t - loc) / scale).float()  # (J, N)
         j = len(z)
         with torch.no_grad():
@@ -201,12 +204,25 @@ class PFNPredictor:
         rows = [(c, e + 1, v) for c, curve in enumerate(curves) for e, v in enumerate(curve)]
         if not rows:
             raise ValueError("no observed epoch in any curve")
+        stride = math.ceil(len(rows) / self.config.max_context)
+        if stride > 1:  # thin every curve evenly, keeping its latest epoch (what extrapolation needs most)
+            kept = [
+                (c, e + 1, v)
+                for c, curve in enumerate(curves)
+                for e, v in enumerate(curve)
+                if (len(curve) - 1 - e) % stride == 0
+            ]
+            note = f"curves thinned to every {stride}th epoch ({len(rows)} to {len(kept)} points)"
+            rows = kept
         x_ctx = configs[[r[0] for r in rows]]
         t_ctx = np.array([r[1] for r in rows]) / max_epochs
         y_ctx = np.array([r[2] for r in rows])
         x_qry = configs[[c for c, _ in queries]]
         t_qry = np.array([e for _, e in queries]) / max_epochs
-        return self.predict(x_ctx, y_ctx, x_qry, t_ctx, t_qry, seed)
+        predictive = self.predict(x_ctx, y_ctx, x_qry, t_ctx, t_qry, seed)
+        if stride > 1:
+            predictive.notes.insert(0, note)
+        return predictive
 
 
 _SHIPPED: PFNPredictor | None = None

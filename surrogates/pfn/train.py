@@ -1,19 +1,19 @@
 """Train a PFN on the priors of ``surrogates.pfn.priors``.
 
-    python -m surrogates.pfn.train --out runs/pfn --max-minutes 110
-    python -m surrogates.pfn.train --out runs/pfn --max-minutes 110   # again: resumes
+    python -m surrogates.pfn.train --out runs/pfn --max-minutes 65 --threads 1   # the shipped run
+    python -m surrogates.pfn.train --out runs/pfn --max-minutes 65 --threads 1   # again: resumes
     python -m surrogates.pfn.train --out runs/pfn --export surrogates/pfn/weights
 
 Each step draws a fresh batch from the prior (function tasks with probability ``--function-share``,
-learning-curve tasks otherwise), with a context size log-uniform in [MIN_CONTEXT, max_context], and minimises
-the bar distribution's negative log-likelihood of the query values (AdamW, linear warm-up, cosine
-decay over ``--steps`` or ``--max-minutes``, whichever ends first). Every ``--checkpoint-every``
-steps and at the end, ``checkpoint.pt`` in ``--out`` holds the model, optimiser, step, elapsed
-time and prior generator state, so an interrupted run resumes where it stopped. ``record.json``
-holds the config, prior version, device, steps, seconds and the validation loss on a fixed set of
-held-out tasks; ``--export DIR`` writes the shipped form (``pfn.pt``: the state_dict, loadable with
-``torch.load(weights_only=True)``; ``pfn.json``: the record). Runs on a GPU when one is available
-(``--device auto``).
+learning-curve tasks otherwise, after a curriculum: see ``STEPS_PER_DIM``), with a context size
+log-uniform in [MIN_CONTEXT, max_context], and minimises the bar distribution's negative log-likelihood
+of the query values (AdamW, linear warm-up, cosine decay over ``--steps`` or ``--max-minutes``,
+whichever ends first). Every ``--checkpoint-every`` steps and at the end, ``checkpoint.pt`` in
+``--out`` holds the model, optimiser, step, elapsed time and prior generator state, so an
+interrupted run resumes where it stopped. ``record.json`` holds the config, prior version, device,
+steps, seconds and the validation loss on a fixed set of held-out tasks; ``--export DIR`` writes the
+shipped form (``pfn.pt``: the state_dict, loadable with ``torch.load(weights_only=True)``;
+``pfn.json``: the record). Runs on a GPU when one is available (``--device auto``).
 """
 
 from __future__ import annotations
@@ -39,6 +39,12 @@ N_QUERIES = 64
 WARMUP_STEPS = 300
 BORDER_BATCHES = 64  # prior batches whose query values place the bucket borders
 VALIDATION_SEED = 987_654
+# Curriculum. On the full prior from step 0, a PFN never left the "predict the marginal" plateau
+# in 2,500 steps (it ignored x); on 1-D tasks it learns to use the context within ~500 steps, and
+# that carries over. So function tasks start 1-D and gain a dimension every STEPS_PER_DIM steps,
+# and learning-curve tasks join at CURVES_FROM_STEP.
+STEPS_PER_DIM = 250
+CURVES_FROM_STEP = 1000
 
 
 @dataclass(frozen=True)
@@ -47,19 +53,25 @@ class TrainSettings:
     steps: int = 100_000
     max_minutes: float = 110.0
     batch: int = 16
-    lr: float = 5e-4
+    lr: float = 1e-3
     function_share: float = 0.6
     seed: int = 0
     checkpoint_every: int = 250
 
 
-def sample_batch(settings: TrainSettings, cfg: PFNConfig, gen: torch.Generator) -> priors.TaskBatch:
+def sample_batch(
+    settings: TrainSettings, cfg: PFNConfig, gen: torch.Generator, step: int | None = None
+) -> priors.TaskBatch:
+    """A training batch; ``step`` applies the curriculum (None: the full prior)."""
     low, high = math.log(priors.MIN_CONTEXT), math.log(cfg.max_context)
     n_ctx = round(math.exp(float(torch.empty(()).uniform_(low, high, generator=gen))))
     if settings.prior == "gp1d":
         return priors.fixed_gp_batch(settings.batch, n_ctx, N_QUERIES, cfg.max_dim, gen)
-    if float(torch.rand((), generator=gen)) < settings.function_share:
-        return priors.function_batch(settings.batch, n_ctx, N_QUERIES, cfg.max_dim, gen)
+    curves_on = step is None or step >= CURVES_FROM_STEP
+    if not curves_on or float(torch.rand((), generator=gen)) < settings.function_share:
+        max_dim = cfg.max_dim if step is None else min(cfg.max_dim, 1 + step // STEPS_PER_DIM)
+        dim = int(torch.randint(1, max_dim + 1, (), generator=gen))
+        return priors.function_batch(settings.batch, n_ctx, N_QUERIES, cfg.max_dim, gen, dim=dim)
     return priors.curve_batch(settings.batch, n_ctx, N_QUERIES, cfg.max_dim, gen)
 
 
@@ -166,7 +178,7 @@ def train(
     budget_s = 60.0 * settings.max_minutes
     started, running_loss = time.monotonic() - elapsed_s, 0.0
     while step < settings.steps and elapsed_s < budget_s:
-        batch = sample_batch(settings, cfg, gen)
+        batch = sample_batch(settings, cfg, gen, step)
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(settings, step, elapsed_s)
         loss = batch_nll(model, batch, device)
@@ -233,6 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-minutes", type=float, default=TrainSettings.max_minutes)
     parser.add_argument("--batch", type=int, default=TrainSettings.batch)
     parser.add_argument("--lr", type=float, default=TrainSettings.lr)
+    parser.add_argument("--function-share", type=float, default=TrainSettings.function_share)
     parser.add_argument("--seed", type=int, default=TrainSettings.seed)
     parser.add_argument("--checkpoint-every", type=int, default=TrainSettings.checkpoint_every)
     parser.add_argument("--device", default="auto", help="auto (a GPU when available), cpu or cuda")
@@ -249,6 +262,7 @@ def main(argv: list[str] | None = None) -> None:
         max_minutes=args.max_minutes,
         batch=args.batch,
         lr=args.lr,
+        function_share=args.function_share,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
     )

@@ -7,7 +7,7 @@ import torch
 
 from surrogates.pfn.bar_distribution import BarDistribution, borders_from_samples
 
-torch.set_default_dtype(torch.float64)
+F64 = torch.float64
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_density_integrates_to_one_and_moments_match(bars: BarDistribution, logi
     total = _integral(density)
     mean = _integral(density * y)
     var = _integral(density * (y - mean[:, None]) ** 2)
-    assert torch.allclose(total, torch.ones(2), atol=1e-4)
+    assert torch.allclose(total, torch.ones(2, dtype=F64), atol=1e-4)
     assert torch.allclose(bars.mean(logits), mean, atol=1e-3)
     assert torch.allclose(bars.variance(logits), var, atol=1e-3)
 
@@ -52,9 +52,9 @@ def test_density_integrates_to_one_and_moments_match(bars: BarDistribution, logi
 def test_cdf_and_quantile_invert_each_other(bars: BarDistribution, logits: torch.Tensor) -> None:
     for q in (0.001, 0.05, 0.3, 0.5, 0.77, 0.999):
         y = bars.quantile(logits, q)
-        assert torch.allclose(bars.cdf(logits, y), torch.full((2,), q), atol=1e-6)
+        assert torch.allclose(bars.cdf(logits, y), torch.full((2,), q, dtype=F64), atol=1e-6)
     y, density = _density_on_grid(bars, logits)
-    point = torch.tensor([0.25, 0.25])
+    point = torch.tensor([0.25, 0.25], dtype=F64)
     numeric = _integral(density * (y <= 0.25))
     assert torch.allclose(bars.cdf(logits, point), numeric, atol=1e-4)
 
@@ -77,7 +77,7 @@ def test_samples_follow_the_distribution(bars: BarDistribution, logits: torch.Te
 
 
 def test_every_value_has_a_finite_log_likelihood(bars: BarDistribution, logits: torch.Tensor) -> None:
-    far = torch.tensor([-1e3, 1e3])
+    far = torch.tensor([-1e3, 1e3], dtype=F64)
     assert torch.isfinite(bars.log_prob(logits, far)).all()
 
 
