@@ -8,7 +8,11 @@ the PFN's bar distribution (the posterior predictive of a noisy observation). It
 ``qLogNoisyExpectedHypervolumeImprovement``, ...) draw exact samples from the bar distributions:
 a sampler's normal base samples are mapped through the normal CDF and the bars' inverse CDF, so
 quasi-MC samplers and fixed base samples work as with a GP. The PFN gives marginals only: the
-q points of a batch, and the outputs, are sampled independently.
+q points of a batch, and the outputs, are sampled independently. So acquisitions that compare a
+candidate with jointly sampled baseline points (the noisy EI / EHVI family) see the best baseline
+inflated by independent noise and favour uncertain candidates: on a 1-D quadratic,
+``qLogNoisyExpectedImprovement`` picked 0.3 where the optimum is 0.7, while ``qLogExpectedImprovement``
+with ``best_f``, ``LogExpectedImprovement`` and ``UpperConfidenceBound`` found it.
 """
 
 from __future__ import annotations

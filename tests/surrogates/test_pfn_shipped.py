@@ -9,7 +9,7 @@ import socket
 import numpy as np
 import pytest
 import torch
-from botorch.acquisition import LogExpectedImprovement, UpperConfidenceBound, qLogNoisyExpectedImprovement
+from botorch.acquisition import LogExpectedImprovement, UpperConfidenceBound, qLogExpectedImprovement
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.optim import optimize_acqf_discrete
 
@@ -59,8 +59,8 @@ def _function_tasks(n_tasks: int, n_ctx: int, n_qry: int, seed: int) -> list[tup
 
 
 def test_beats_the_context_mean_on_held_out_prior_tasks(predictor: PFNPredictor) -> None:
-    """Standardised RMSE of the predictive mean against predicting the context mean (which is 1 by
-    construction): the trained PFN must explain a good part of the variance."""
+    """Standardised RMSE of the predictive mean against predicting the context mean, and the
+    log-likelihood per point. Shipped weights: median ratio 0.38, mean log-likelihood -0.16."""
     ratios, lls = [], []
     for x, y in _function_tasks(30, 50, 50, seed=2024):
         pred = predictor.predict(x[:50], y[:50], x[50:])
@@ -70,12 +70,14 @@ def test_beats_the_context_mean_on_held_out_prior_tasks(predictor: PFNPredictor)
             / np.sqrt(np.mean((y[50:] - y[:50].mean()) ** 2))
         )
         lls.append(float(pred.log_prob(y[None, 50:]).mean()) + np.log(scale))
-    assert np.median(ratios) < 0.7, np.median(ratios)
-    # a standard normal scores -1.42 per point on standardised values; the PFN must do better
-    assert np.mean(lls) > -1.0, np.mean(lls)
+    assert np.median(ratios) < 0.55, np.median(ratios)
+    # a standard normal scores -1.42 per point on standardised values; the PFN must do far better
+    assert np.mean(lls) > -0.6, np.mean(lls)
 
 
 def test_learning_curves_extrapolate_better_than_the_last_value(predictor: PFNPredictor) -> None:
+    """Final-epoch error over the curves' range. Shipped weights: 0.054 against 0.107 for the last
+    observed value."""
     gen = torch.Generator().manual_seed(7)
     errors_pfn, errors_last = [], []
     for _ in range(30):
@@ -85,7 +87,7 @@ def test_learning_curves_extrapolate_better_than_the_last_value(predictor: PFNPr
         scale = np.ptp(y) or 1.0
         errors_pfn.append(np.abs(pred.mean().numpy()[0] - y[:, -1]).mean() / scale)
         errors_last.append(np.abs(np.array([c[-1] for c in curves]) - y[:, -1]).mean() / scale)
-    assert np.mean(errors_pfn) < np.mean(errors_last)
+    assert np.mean(errors_pfn) < 0.75 * np.mean(errors_last)
 
 
 def test_inputs_beyond_training_are_reduced_explicitly(predictor: PFNPredictor) -> None:
@@ -123,7 +125,7 @@ def test_botorch_acquisitions_run_on_the_pfn_and_find_the_optimum(predictor: PFN
     for acq in (
         LogExpectedImprovement(model, best_f=f(train_x).max()),
         UpperConfidenceBound(model, beta=1.0),
-        qLogNoisyExpectedImprovement(model, X_baseline=train_x, prune_baseline=False),
+        qLogExpectedImprovement(model, best_f=f(train_x).max()),
     ):
         best, _ = optimize_acqf_discrete(acq, q=1, choices=grid)
         assert abs(float(best) - 0.7) < 0.15, (type(acq).__name__, float(best))
