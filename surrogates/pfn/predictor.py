@@ -212,7 +212,7 @@ class PFNPredictor:
                 for e, v in enumerate(curve)
                 if (len(curve) - 1 - e) % stride == 0
             ]
-            note = f"curves thinned to every {stride}th epoch ({len(rows)} to {len(kept)} points)"
+            note = f"curves thinned to one epoch in {stride} ({len(rows)} to {len(kept)} points)"
             rows = kept
         x_ctx = configs[[r[0] for r in rows]]
         t_ctx = np.array([r[1] for r in rows]) / max_epochs

@@ -121,14 +121,14 @@ def test_botorch_acquisitions_run_on_the_pfn_and_find_the_optimum(predictor: PFN
     train_x = torch.tensor(rng.random((25, 1)))
     f = lambda x: -((x - 0.7) ** 2).sum(-1, keepdim=True)  # noqa: E731
     model = PFNModel(predictor, train_x, f(train_x))
-    grid = torch.linspace(0, 1, 101, dtype=torch.float64).unsqueeze(-1)
+    grid = torch.linspace(0, 1, 41, dtype=torch.float64).unsqueeze(-1)
     for acq in (
         LogExpectedImprovement(model, best_f=f(train_x).max()),
         UpperConfidenceBound(model, beta=1.0),
         qLogExpectedImprovement(model, best_f=f(train_x).max()),
     ):
         best, _ = optimize_acqf_discrete(acq, q=1, choices=grid)
-        assert abs(float(best) - 0.7) < 0.15, (type(acq).__name__, float(best))
+        assert abs(float(best) - 0.7) < 0.13, (type(acq).__name__, float(best))
     two = PFNModel(predictor, train_x, torch.cat([f(train_x), -train_x], dim=-1))
     nehvi = qLogNoisyExpectedHypervolumeImprovement(
         two, ref_point=torch.tensor([-1.0, -1.1]), X_baseline=train_x, prune_baseline=False
@@ -136,4 +136,4 @@ def test_botorch_acquisitions_run_on_the_pfn_and_find_the_optimum(predictor: PFN
     batch, values = optimize_acqf_discrete(nehvi, q=2, choices=grid)
     assert batch.shape == (2, 1) and torch.isfinite(values).all()
     posterior = two.posterior(grid.unsqueeze(1))
-    assert posterior.mean.shape == (101, 1, 2) and posterior.rsample(torch.Size([4])).shape == (4, 101, 1, 2)
+    assert posterior.mean.shape == (41, 1, 2) and posterior.rsample(torch.Size([4])).shape == (4, 41, 1, 2)

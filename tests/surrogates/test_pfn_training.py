@@ -22,9 +22,10 @@ LENGTHSCALE, NOISE_STD = 0.2, 0.1  # priors.fixed_gp_batch's defaults
 # the same on every machine.
 RETRAIN_STEPS = 3000
 # Mean predictive log-likelihood per query point that the retrained PFN may lose against the exact
-# GP posterior (which knows the prior's kernel and noise). Measured at 3000 steps: see the note in
-# test_retrained_pfn_approaches_the_exact_gp_posterior.
-TOLERANCE_NATS = 0.35
+# GP posterior (which knows the prior's kernel and noise). Measured at 3000 steps: 0.34, 0.23 and
+# 0.26 nats at contexts of 8, 16 and 32 points, against 1.49, 1.60 and 1.76 untrained; the margin
+# allows for floating-point differences between CPUs over 3000 steps.
+TOLERANCE_NATS = 0.45
 CONTEXT_SIZES = (8, 16, 32)
 
 
@@ -70,8 +71,7 @@ def _train_tiny(out: Path, steps: int, checkpoint_every: int = 10**6) -> dict:
 
 
 def test_retrained_pfn_approaches_the_exact_gp_posterior(tmp_path: Path) -> None:
-    """Measured on the 2-core dev machine (one thread): gaps of about 0.2-0.3 nats at 3000 steps
-    against over 1 nat for the untrained model, whose gap the test also checks (so it can fail)."""
+    """The untrained model's gap (over 1 nat) is checked too, so the comparison can fail."""
     untrained = _train_tiny(tmp_path / "untrained", steps=0)
     export(tmp_path / "untrained", tmp_path / "untrained-weights")
     before = PFNPredictor.load(tmp_path / "untrained-weights")
