@@ -138,6 +138,10 @@ class BoTorchStrategy(Strategy):
     def _predictions(self, model: ModelListGP, X: torch.Tensor) -> list[dict[str, Prediction]]:
         """Per row of X (Q, d): {metric: Prediction} in the metric's own units (sign flip undone)."""
         mean, std = bm.posterior_summary(model, X, len(self.problem.objectives))  # (Q, M), (Q, M)
+        return self._as_predictions(mean, std)
+
+    def _as_predictions(self, mean: np.ndarray, std: np.ndarray) -> list[dict[str, Prediction]]:
+        """Maximisation-form mean and std (Q, M) -> per row {metric: Prediction} in metric units."""
         return [
             {
                 o.metric.value: Prediction(mean=float(sign(o) * mean[r, j]), std=float(std[r, j]))

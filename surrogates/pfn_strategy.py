@@ -32,7 +32,7 @@ from search_spaces.params import ParamSpace
 from supernas.records import Observation
 from surrogates import botorch_models as bm
 from surrogates.botorch_strategy import BoTorchStrategy
-from surrogates.observations import TrainingData, sign, training_data
+from surrogates.observations import TrainingData, training_data
 from surrogates.pfn.predictor import PFNPredictor, Predictive, shipped_predictor
 from surrogates.strategy import Prediction, Suggestion
 
@@ -58,7 +58,8 @@ class PFNStrategy(BoTorchStrategy):
         predictive = self.predictor().predict(
             _encode(self.space, data.configs), data.y, _encode(self.space, configs), seed=self.seed
         )
-        return self._objective_predictions(predictive, range(len(configs)))
+        mean, std = predictive.mean().numpy(), predictive.std().numpy()  # (M, Q)
+        return self._objective_predictions(mean, std, range(len(configs)))
 
     def _optimise(
         self,
@@ -100,17 +101,17 @@ class PFNStrategy(BoTorchStrategy):
                 info["scalarisation_weights"] = [round(float(w), 4) for w in weights]
             if predictive.notes:
                 info["notes"] = predictive.notes
-            offset = 1 + Y_ctx.shape[1] - n_obj  # objective columns follow the target and slacks
+            n_slack = Y_ctx.shape[1] - n_obj
+            mean, std = predictive.mean().numpy(), predictive.std().numpy()  # (1 + C + M, K)
             picks.append(
                 Suggestion(
                     candidates[best],
-                    predictions=self._objective_predictions(predictive, [best], offset)[0],
+                    predictions=self._objective_predictions(mean, std, [best], offset=1 + n_slack)[0],
                     acquisition_value=float(value[best]) if np.isfinite(value[best]) else None,
                     info=info,
                 )
             )
-            believed = predictive.mean()[1:, best].numpy()  # slacks then objectives
-            n_slack = Y_ctx.shape[1] - n_obj
+            believed = mean[1:, best]  # slacks then objectives
             X_ctx = np.vstack([X_ctx, X_cand[best : best + 1]])
             Y_ctx = np.vstack([Y_ctx, np.concatenate([believed[n_slack:], believed[:n_slack]])[None, :]])
         return picks + self._exhausted(n - len(picks), rng)
@@ -148,19 +149,11 @@ class PFNStrategy(BoTorchStrategy):
         return ucb, f"{UCB_QUANTILE}-quantile (UCB)"
 
     def _objective_predictions(
-        self, predictive: Predictive, rows: Sequence[int] | range, offset: int = 0
+        self, mean: np.ndarray, std: np.ndarray, rows: Sequence[int] | range, offset: int = 0
     ) -> list[dict[str, Prediction]]:
-        """Per query row: {metric: Prediction} in the metric's own units (sign flip undone)."""
-        mean, std = predictive.mean().numpy(), predictive.std().numpy()  # (J, M)
-        return [
-            {
-                o.metric.value: Prediction(
-                    mean=float(sign(o) * mean[offset + j, r]), std=float(std[offset + j, r])
-                )
-                for j, o in enumerate(self.problem.objectives)
-            }
-            for r in rows
-        ]
+        """Rows of a prediction's mean and std (J, Q) whose objective columns start at ``offset``."""
+        columns = slice(offset, offset + len(self.problem.objectives))
+        return self._as_predictions(mean[columns, rows].T, std[columns, rows].T)
 
 
 class PFNProbabilityOfImprovementStrategy(PFNStrategy):
