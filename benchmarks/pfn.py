@@ -74,6 +74,7 @@ import torch
 from scipy.stats import kendalltau
 
 from benchmarks import learning_curves
+from benchmarks.cli import fill_defaults
 from benchmarks.contenders import time_ask
 from benchmarks.problems import nb201_key, nb201_space, nb201_table
 from benchmarks.supernet_ranking import machine
@@ -631,9 +632,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--quick", action="store_true", help="smoke test: sizes 10,50, 3 (2 real) tasks per cell")
     args = p.parse_args(argv)
-    for key, default in DEFAULTS.items():
-        if getattr(args, key) is None:
-            setattr(args, key, QUICK[key] if args.quick else default)
+    fill_defaults(args, DEFAULTS, QUICK)
     args.sizes = _ints(args.sizes)
     args.ask_sizes = [] if args.ask_sizes.strip().lower() in ("", "none") else _ints(args.ask_sizes)
     args.datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import dynast_peer, peers, report
+from benchmarks.cli import fill_defaults
 from benchmarks.problems import PROBLEMS, get_problem
 from benchmarks.tasks import PEER, STRATEGY, TIMING, Task, execute, init_worker
 from surrogates.registry import STRATEGIES
@@ -89,9 +90,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--timing-sizes", help="history sizes for timing ask(n=1) (default 100,500,1000; 'none')")
     p.add_argument("--quick", action="store_true", help="smoke test: 8 evals, 2 seeds, 1 job, small timings")
     args = p.parse_args(argv)
-    for key, default in {"evals": 50, "seeds": 10, "jobs": 2, "timing_sizes": "100,500,1000"}.items():
-        if getattr(args, key) is None:
-            setattr(args, key, QUICK[key] if args.quick else default)
+    fill_defaults(args, {"evals": 50, "seeds": 10, "jobs": 2, "timing_sizes": "100,500,1000"}, QUICK)
     if args.evals < 1 or args.seeds < 1 or args.jobs < 1 or args.batch < 1:
         raise SystemExit("--evals, --seeds, --jobs and --batch must be positive")
     return args

@@ -71,6 +71,7 @@ from scipy import stats
 from sklearn.datasets import make_classification
 from torch import nn
 
+from benchmarks.cli import fill_defaults
 from search_spaces.families import get_family
 from search_spaces.family import ArchSpace
 from search_spaces.spec import SupernetTraining
@@ -188,9 +189,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke test: mlp only, 4 subnets, 5 epochs, 2 seeds")
     args = p.parse_args(argv)
     defaults = {"subnets": 20, "cases": ",".join(CASES), "mlp_epochs": None, "standalone_seeds": None}
-    for key, default in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, QUICK[key] if args.quick else default)
+    fill_defaults(args, defaults, QUICK)
     if args.subnets < 2 or args.threads < 1:
         raise SystemExit("--subnets must be at least 2 and --threads positive")
     return args

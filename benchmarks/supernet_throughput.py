@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from benchmarks.cli import fill_defaults
 from benchmarks.supernet_ranking import CASES as RANKING_CASES
 from benchmarks.supernet_ranking import machine
 from search_spaces.families import get_family
@@ -98,9 +99,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--quick", action="store_true", help="smoke test: batch 16, 1 warm-up, 2 runs of 2 steps")
     args = p.parse_args(argv)
-    for key, default in DEFAULTS.items():
-        if getattr(args, key) is None:
-            setattr(args, key, QUICK[key] if args.quick else default)
+    fill_defaults(args, DEFAULTS, QUICK)
     if min(args.batch_size, args.steps, args.repeats, args.threads) < 1 or args.warmup < 0:
         raise SystemExit("--batch-size, --steps, --repeats and --threads must be positive")
     names = [n.strip() for n in args.cases.split(",") if n.strip()]
