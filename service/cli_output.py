@@ -51,7 +51,8 @@ def status_line(search: dict[str, Any]) -> str:
     )
     outcomes = f" ({outcomes})" if outcomes else ""
     best = f" | best {best}" if best else ""
+    paused = f", {counts['paused']} paused" if counts.get("paused") else ""
     return (
         f"[{search['state']}] {done}/{budget} trials done{outcomes}, {counts.get('running', 0)} running"
-        f"{best} | {search['state_reason'] or ''}"
+        f"{paused}{best} | {search['state_reason'] or ''}"
     )

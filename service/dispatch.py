@@ -70,6 +70,9 @@ class StorageListener:
     def trial_retried(self, number: int, attempt: int, reason: str) -> None:
         self._storage.record_trial_retry(self._search_id, number, reason, attempt)
 
+    def trial_decided(self, number: int, decision: dict[str, Any]) -> None:
+        self._storage.record_trial_decision(self._search_id, number, decision)
+
     def trial_finished(
         self,
         number: int,

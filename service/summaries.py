@@ -175,7 +175,8 @@ def learning_curve(trial: TrialRecord, metric: str) -> dict[str, Any]:
 
 
 def asha_rungs(spec: SearchSpec) -> list[int]:
-    """Reports (training iterations) at which ASHA decides to promote or stop a trial."""
+    """Reports (training iterations) at which ASHA decides to promote or stop a trial (to show the
+    decisions of searches run before decisions were recorded with their trials)."""
     if spec.scheduler.type != "asha":
         return []
     max_t = spec.max_fidelity + 1
@@ -196,11 +197,32 @@ _FINAL_DECISIONS = {
 }
 
 
+_ACTION_WORDS = {
+    "promote": "promoted",
+    "stop": "stopped",
+    "pause": "paused",
+    "resume": "resumed",
+    "start": "started",
+    "continue": "continued",
+}
+
+
 def trial_decisions(trial: TrialRecord, rungs: Sequence[int]) -> list[dict[str, Any]]:
-    """The scheduler's decisions about one trial, newest first: a promotion at each rung it passed,
-    then how it ended (with its reason)."""
-    decisions = []
-    for rung in rungs:
+    """The scheduler's decisions about one trial, newest first, then how it ended (with its reason).
+
+    The decisions the scheduler recorded with the trial; for trials of searches run before
+    decisions were recorded, a promotion at each ASHA rung (``rungs``) the trial passed."""
+    decisions = [
+        {
+            "trial_number": trial.number,
+            "decision": _ACTION_WORDS.get(str(d.get("action")), str(d.get("action"))),
+            "fidelity": d.get("fidelity"),
+            "reason": d.get("reason"),
+            "at": d.get("at"),
+        }
+        for d in trial.decisions
+    ]
+    for rung in rungs if not trial.decisions else ():
         at_rung = next((r for r in trial.reports if r.step == rung), None)
         beyond = next((r for r in trial.reports if r.step > rung), None)
         if at_rung is not None and beyond is not None:
@@ -213,7 +235,8 @@ def trial_decisions(trial: TrialRecord, rungs: Sequence[int]) -> list[dict[str, 
                     "at": beyond.created_at,
                 }
             )
-    if trial.state in _FINAL_DECISIONS:
+    stopped_by_scheduler = bool(trial.decisions) and trial.decisions[-1].get("action") == "stop"
+    if trial.state in _FINAL_DECISIONS and not (trial.state is TrialState.PRUNED and stopped_by_scheduler):
         decisions.append(
             {
                 "trial_number": trial.number,

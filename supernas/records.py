@@ -107,6 +107,9 @@ class TrialRecord:
     suggestion: JSONDict | None = None  # what the strategy predicted when it chose this config
     updated_at: datetime | None = None  # last change of state, metrics or reports
     retries: tuple[JSONDict, ...] = ()  # each retry after a failure or lost worker: at, reason, attempt
+    # each scheduler decision (continue, pause, resume, stop...): at, action, fidelity, reason, and
+    # where the scheduler has them rung, predicted ({fidelity, mean, std}), acquisition
+    decisions: tuple[JSONDict, ...] = ()
 
 
 @dataclass(frozen=True)

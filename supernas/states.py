@@ -22,6 +22,7 @@ class SearchState(StrEnum):
 class TrialState(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
+    PAUSED = "paused"  # a scheduler (freeze-thaw) paused it, keeping its checkpoint; it may resume
     SUCCEEDED = "succeeded"
     PRUNED = "pruned"
     FAILED = "failed"
@@ -31,7 +32,7 @@ class TrialState(StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        return self not in (TrialState.PENDING, TrialState.RUNNING)
+        return self not in _UNFINISHED_TRIAL_STATES
 
 
 class SupernetState(StrEnum):
@@ -47,3 +48,5 @@ class SupernetState(StrEnum):
 
 
 _TERMINAL_SEARCH_STATES = frozenset({SearchState.SUCCEEDED, SearchState.FAILED, SearchState.CANCELED})
+# unfinished: not started yet, running, or paused by the scheduler (it may resume)
+_UNFINISHED_TRIAL_STATES = frozenset({TrialState.PENDING, TrialState.RUNNING, TrialState.PAUSED})

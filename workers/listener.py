@@ -31,6 +31,11 @@ class SearchListener(Protocol):
         """The trial failed (``reason``: its error, or ``worker lost: ...``) and runs again from its
         latest checkpoint; ``attempt`` counts its retries (1 for the first)."""
 
+    def trial_decided(self, number: int, decision: dict[str, Any]) -> None:
+        """A scheduler decided for the trial: continue past a rung, pause, resume, stop; ``decision``
+        holds the action, fidelity, reason and, where the scheduler has them, rung, prediction and
+        acquisition value."""
+
     def trial_finished(
         self,
         number: int,

@@ -10,7 +10,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from supernas.records import DatasetRecord, SearchRecord, SupernetRecord, TrialRecord, TrialReport
 
@@ -120,6 +120,13 @@ class TrialOut(BaseModel):
     finished_at: datetime | None
     updated_at: datetime | None
     retries: list[dict[str, Any]]  # each retry after a failure or a lost worker: at, reason, attempt
+    decisions: list[dict[str, Any]] = Field(
+        description=(
+            "Each decision of the multi-fidelity scheduler about the trial, oldest first: at, action "
+            "(continue, pause, resume, stop...), fidelity, reason, and where the scheduler has them "
+            "rung, predicted ({fidelity, mean, std}) and acquisition"
+        )
+    )
     reports: list[ReportOut] | None = None
 
     @classmethod
@@ -141,6 +148,7 @@ class TrialOut(BaseModel):
             finished_at=trial.finished_at,
             updated_at=trial.updated_at,
             retries=[dict(retry) for retry in trial.retries],
+            decisions=[json_safe(decision) for decision in trial.decisions],
             reports=[ReportOut.build(r) for r in trial.reports] if with_reports else None,
         )
 

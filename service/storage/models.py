@@ -128,6 +128,9 @@ class TrialRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     # each retry after a failure or a lost worker: {"at", "reason", "attempt"}; NULL: never retried
     retries: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONWithNonFinite)
+    # each scheduler decision (continue, pause, resume, stop...): {"at", "action", "fidelity", "reason",
+    # and maybe "rung", "predicted", "acquisition"}; NULL: none recorded
+    decisions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONWithNonFinite)
 
     reports: Mapped[list[TrialReportRow]] = relationship(
         order_by="TrialReportRow.step", lazy="raise", passive_deletes=True
@@ -151,6 +154,7 @@ class TrialRow(Base):
             updated_at=aware_utc(self.updated_at),
             reports=reports,
             retries=tuple(self.retries or ()),
+            decisions=tuple(self.decisions or ()),
         )
 
 

@@ -17,7 +17,8 @@ from supernas.records import Page
 from supernas.states import TrialState
 
 T = TypeVar("T")
-UNFINISHED_TRIALS = (TrialState.PENDING.value, TrialState.RUNNING.value)
+# pending, running, or paused by the scheduler: a crash or an end of the search cancels/loses them all
+UNFINISHED_TRIALS = (TrialState.PENDING.value, TrialState.RUNNING.value, TrialState.PAUSED.value)
 NO_SYNC: dict[str, Any] = {"synchronize_session": False}
 
 

@@ -59,11 +59,13 @@ class TrialStore:
         return once_more_on_integrity_error(create)
 
     def mark_trial_running(self, search_id: str, number: int) -> None:
+        """A pending trial starts, or a paused one resumes; it keeps the time it first started."""
+        startable = (TrialState.PENDING.value, TrialState.PAUSED.value)
         with Session(self.engine) as s, s.begin():
             trial = trial_row(s, search_id, number)
             s.execute(
                 update(TrialRow)
-                .where(TrialRow.pk == trial.pk, TrialRow.state == TrialState.PENDING.value)
+                .where(TrialRow.pk == trial.pk, TrialRow.state.in_(startable))
                 .values(
                     state=TrialState.RUNNING.value, started_at=func.coalesce(TrialRow.started_at, utcnow())
                 ),
@@ -118,6 +120,41 @@ class TrialStore:
             )
             trial.retries = retries  # a new list, so the JSON column is written
             s.flush()
+            return trial.to_record()
+
+    def record_trial_decision(self, search_id: str, number: int, decision: dict[str, Any]) -> TrialRecord:
+        """Append a scheduler's decision to the trial's history: ``{"at", **decision}``.
+
+        ``decision`` holds ``action`` (continue, promote, pause, resume, stop, start...), ``fidelity``
+        and ``reason`` (cut to 2000 characters), and where the scheduler has them ``rung``,
+        ``predicted`` and ``acquisition``. On an unfinished trial, ``pause`` makes it paused and
+        ``resume`` running again; other actions leave its state alone (a stop is followed by
+        ``finish_trial``). A decision about a finished trial is kept as history and changes nothing.
+        """
+        entry: dict[str, Any] = {"at": utcnow().isoformat(), **decision}
+        if isinstance(entry.get("reason"), str):
+            entry["reason"] = entry["reason"][:2000]
+        moves = {
+            "pause": {"state": TrialState.PAUSED.value},
+            "resume": {
+                "state": TrialState.RUNNING.value,
+                "started_at": func.coalesce(TrialRow.started_at, utcnow()),
+            },
+        }
+        with Session(self.engine) as s, s.begin():
+            trial = trial_row(s, search_id, number)
+            trial.decisions = [*(trial.decisions or []), entry]  # a new list, so the JSON column is written
+            s.flush()
+            action = decision.get("action")
+            move = moves.get(action) if isinstance(action, str) else None
+            if move is not None:  # only while unfinished: the first terminal state wins
+                s.execute(
+                    update(TrialRow)
+                    .where(TrialRow.pk == trial.pk, TrialRow.state.in_(UNFINISHED_TRIALS))
+                    .values(**move),
+                    execution_options=NO_SYNC,
+                )
+                s.refresh(trial)
             return trial.to_record()
 
     def finish_trial(

@@ -1,6 +1,6 @@
 """The trial page: configuration, state, retries, metrics per fidelity (table and chart), the
-strategy's prediction beside the outcome, and readable messages for a trial without prediction or an
-unknown one."""
+strategy's prediction beside the outcome, the scheduler's decisions, and readable messages for a trial
+without prediction or an unknown one."""
 
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ def test_trial_page_shows_config_reports_and_prediction_beside_outcome(
     expect(page.locator("#suggestion-table")).to_contain_text("acquisition_value")
     expect(page.locator("#artifacts")).to_contain_text("No model")
     expect(page.locator("#trial-retries")).to_be_hidden()  # never retried
+    expect(page.locator("#trial-decisions")).to_be_hidden()  # no scheduler decision
     dash.screenshot("-prediction")
 
     # a trial without a recorded prediction says so; one that was retried lists its retries
@@ -55,6 +56,41 @@ def test_trial_page_shows_config_reports_and_prediction_beside_outcome(
     expect(page.locator("#trial-retries li")).to_contain_text("attempt 1: worker lost (pid 4242)")
     expect(page.locator("#no-prediction")).to_contain_text("No prediction recorded")
     expect(page.locator("[data-testid='actual-accuracy']")).not_to_have_text("not measured")
+    expect(page.locator("#trial-decisions")).to_be_hidden()
+
+    # a trial the scheduler paused (freeze-thaw) shows as paused with its decision; resumed, both
+    storage.create_trial(inserted.search_id, 3, trial.config)
+    storage.mark_trial_running(inserted.search_id, 3)
+    pause = {
+        "action": "pause",
+        "fidelity": 3,
+        "rung": 1,
+        "reason": "predicted to trail the front",
+        "predicted": {"fidelity": 8, "mean": 0.91, "std": 0.03},
+        "acquisition": 0.42,
+    }
+    storage.record_trial_decision(inserted.search_id, 3, pause)
+    dash.open(f"/searches/{inserted.search_id}/trials/3")
+    dash.wait_ready()
+    expect(page.locator("#trial-state")).to_have_text("paused")
+    expect(page.locator("#trial-state")).to_have_class("badge state-big paused")
+    expect(page.locator("#trial-decisions")).to_be_visible()
+    expect(page.locator("#decisions-table thead")).to_contain_text("Acquisition")
+    row = page.locator("#decisions-table tbody tr")
+    expect(row).to_have_count(1)
+    for shown in ("pause", "3", "1", "0.91 ± 0.03 (at 8)", "0.42", "predicted to trail the front"):
+        expect(row).to_contain_text(shown)
+    storage.record_trial_decision(
+        inserted.search_id, 3, {"action": "resume", "fidelity": 3, "reason": "promising again"}
+    )
+    page.reload()
+    dash.wait_ready()
+    expect(page.locator("#trial-state")).to_have_text("running")
+    rows = page.locator("#decisions-table tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(1)).to_have_attribute("data-action", "resume")
+    expect(rows.nth(1)).to_contain_text("promising again")
+    dash.screenshot("-decisions")
     dash.assert_no_console_errors()
 
 

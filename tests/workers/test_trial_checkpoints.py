@@ -137,6 +137,9 @@ class _Listener:
     def trial_retried(self, number: int, attempt: int, reason: str) -> None:
         self.retries.append((number, attempt, reason))
 
+    def trial_decided(self, number: int, decision: dict[str, Any]) -> None:
+        """Scheduler decisions are not under test here."""
+
 
 class _KilledWorker(RayActorError):
     """What Ray says when the worker process running the actor was killed."""

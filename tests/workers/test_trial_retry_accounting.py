@@ -101,6 +101,9 @@ class _Listener:
     def trial_retried(self, number: int, attempt: int, reason: str) -> None:
         self.events.append(("retried", number, attempt, reason))
 
+    def trial_decided(self, number: int, decision: dict[str, Any]) -> None:
+        self.events.append(("decided", number, decision))
+
     def trial_finished(self, number: int, state: TrialState, reason: str | None, *_: Any) -> None:
         self.events.append(("finished", number, state, reason))
 

@@ -4,6 +4,8 @@
 
 export const API = "/api/v1";
 export const TERMINAL_SEARCH_STATES = new Set(["succeeded", "failed", "canceled"]);
+/** Trial states that are not final: a paused trial (freeze-thaw) may resume. */
+export const UNFINISHED_TRIAL_STATES = new Set(["pending", "running", "paused"]);
 
 /** An HTTP error (status >= 400, with the problem+json body when there is one) or a network error (status 0). */
 export class ApiError extends Error {
@@ -264,7 +266,7 @@ export function progressOf(search) {
   if (search.progress) return search.progress;
   const counts = search.trial_counts || {};
   const done = Object.entries(counts)
-    .filter(([state]) => !["pending", "running"].includes(state))
+    .filter(([state]) => !UNFINISHED_TRIAL_STATES.has(state))
     .reduce((sum, [, count]) => sum + count, 0);
   const maxTrials = search.spec && search.spec.budget ? search.spec.budget.max_trials : null;
   return { trials_done: done, max_trials: maxTrials, elapsed_s: secondsBetween(search.started_at, search.finished_at) };

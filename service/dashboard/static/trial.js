@@ -1,5 +1,6 @@
 // trial.js: the trial page (/searches/<id>/trials/<n>): state, configuration, the strategy's
-// prediction beside the outcome, metrics per fidelity (table and chart) and model downloads.
+// prediction beside the outcome, metrics per fidelity (table and chart), the scheduler's decisions
+// and model downloads.
 
 import {
   API, ApiError, clear, detailSuffix, directionArrow, el, fmtDate, fmtDuration, fmtValue, getJSON,
@@ -158,6 +159,41 @@ function renderReports(trial, objectives) {
   drawChart();
 }
 
+// the badge colour of a scheduler action (the state badges' classes)
+const ACTION_BADGES = {
+  continue: "promoted", promote: "promoted", start: "running", resume: "running", pause: "paused", stop: "stopped",
+};
+
+/** A decision's predicted {fidelity, mean, std} (or a bare number) as "mean ± std (at fidelity)". */
+function decisionPrediction(predicted) {
+  if (predicted === null || predicted === undefined) return "—";
+  if (typeof predicted !== "object") return fmtValue(predicted);
+  const std = toNumber(predicted.std);
+  const at = predicted.fidelity === null || predicted.fidelity === undefined ? "" : ` (at ${fmtValue(predicted.fidelity)})`;
+  return `${fmtValue(predicted.mean)}${std !== null ? ` \u00b1 ${fmtValue(predicted.std)}` : ""}${at}`;
+}
+
+/** Each decision of the multi-fidelity scheduler, oldest first; hidden when there is none. */
+function renderDecisions(decisions) {
+  const box = $("trial-decisions");
+  box.hidden = decisions.length === 0;
+  const table = $("decisions-table");
+  clear(table.tHead).append(tableHead(
+    "Time", "Action", "Fidelity#", "Rung#", "Predicted (mean \u00b1 std)#", "Acquisition#", "Reason").firstChild);
+  const body = clear(table.tBodies[0]);
+  for (const d of decisions) {
+    const action = d.action || "?";
+    body.append(el("tr", { "data-action": action },
+      el("td", { class: "small muted" }, fmtDate(d.at)),
+      el("td", {}, el("span", { class: `badge ${ACTION_BADGES[action] || ""}` }, action)),
+      el("td", { class: "num" }, fmtValue(d.fidelity)),
+      el("td", { class: "num" }, fmtValue(d.rung)),
+      el("td", { class: "num" }, decisionPrediction(d.predicted)),
+      el("td", { class: "num" }, fmtValue(d.acquisition)),
+      el("td", {}, d.reason || "—")));
+  }
+}
+
 function renderArtifacts(trial) {
   const box = clear($("artifacts"));
   const formats = trial.model_formats || (trial.has_model ? ["torchscript", "onnx", "manifest"] : []);
@@ -210,6 +246,7 @@ async function main() {
   kvRows($("trial-metrics").tBodies[0], Object.entries(trial.metrics || {}));
   renderPrediction(trial, objectives);
   renderReports(trial, objectives);
+  renderDecisions(trial.decisions || []);
   renderArtifacts(trial);
   window.__dashboardReady = true;
   document.body.dataset.ready = "1";
