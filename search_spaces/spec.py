@@ -179,9 +179,38 @@ class Fidelity(_Strict):
 
 
 class Scheduler(_Strict):
-    type: Literal["asha", "fifo"] = "asha"
-    grace_period: PositiveInt = 1
-    reduction_factor: float = Field(default=2.0, gt=1)
+    """How fidelity steps (a trial's reports: inherited weights, then each fine-tuning epoch) are spent."""
+
+    type: Literal["fifo", "asha", "hyperband", "mobster", "freeze_thaw"] = Field(
+        default="asha",
+        description="fifo: every trial runs to the end; asha: asynchronous successive halving; hyperband: "
+        "ASHA over several brackets; mobster: ASHA's rungs with new configs from a GP over (config, "
+        "fidelity); freeze_thaw: trials are paused after each step and the shipped PFN chooses which "
+        "to resume or whether to start a new one. Several objectives: promotion by Pareto rank.",
+    )
+    grace_period: PositiveInt = Field(default=1, description="Steps before the first rung.")
+    reduction_factor: float = Field(
+        default=2.0, gt=1, le=100, description="Keep 1/reduction_factor per rung."
+    )
+    brackets: int = Field(default=3, ge=1, le=8, description="hyperband: the number of brackets.")
+    step: PositiveInt = Field(
+        default=1, le=1000, description="freeze_thaw: steps a trial runs each time before it is paused."
+    )
+    candidates: int = Field(
+        default=256, ge=1, le=4096, description="mobster, freeze_thaw: random configs scored per proposal."
+    )
+    max_steps: PositiveInt | None = Field(
+        default=None,
+        le=10_000_000,
+        description="Reports all trials may make together; once made, paused trials stop and none "
+        "resumes. Default: half of max_trials full trials for freeze_thaw, no limit for the others.",
+    )
+
+    def step_budget(self, max_trials: int, steps_per_trial: int) -> int | None:
+        """The step budget in effect (``max_steps``, or freeze_thaw's default)."""
+        if self.max_steps is not None or self.type != "freeze_thaw":
+            return self.max_steps
+        return max(steps_per_trial, max_trials * steps_per_trial // 2)
 
 
 class SearchSpec(_Strict):

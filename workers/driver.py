@@ -14,15 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from search_spaces.spec import MAX_PARALLEL_LIMIT, SearchSpec
 from supernas.objectives import Direction
 from supernas.records import Observation
 from supernas.states import SearchState, SupernetState
 from surrogates.registry import make_strategy
+from surrogates.schedulers.base import SchedulerSettings, SchedulingProblem
+from surrogates.schedulers.registry import make_scheduler
 from surrogates.strategy import SearchProblem
 from workers.control import SearchControl
+from workers.fidelity_scheduler import OnDecision, TuneFidelityScheduler
 from workers.listener import SearchListener
 from workers.searcher import StrategySearcher
 from workers.supernet_job import run_supernet_training
@@ -64,16 +67,28 @@ class SearchOutcome:
     reason: str | None
 
 
-def _scheduler(spec: SearchSpec) -> TrialScheduler:
-    max_t = spec.max_fidelity + 1  # reports per trial: inherited weights, then each fine-tuning epoch
-    if spec.scheduler.type == "fifo" or max_t == 1:
+def _scheduler(spec: SearchSpec, on_decision: OnDecision) -> TrialScheduler:
+    """Tune's FIFO scheduler, or a supernas scheduler (``surrogates.schedulers``) behind Tune's interface."""
+    steps = spec.max_fidelity + 1  # reports per trial: inherited weights, then each fine-tuning epoch
+    if spec.scheduler.type == "fifo" or steps == 1:
         return FIFOScheduler()
-    return ASHAScheduler(
-        time_attr="training_iteration",
-        max_t=max_t,
-        grace_period=min(spec.scheduler.grace_period, max_t),
-        reduction_factor=spec.scheduler.reduction_factor,
+    problem = SchedulingProblem(
+        metrics=tuple(o.metric.value for o in spec.objectives),
+        directions=tuple(o.direction for o in spec.objectives),
+        max_fidelity=spec.max_fidelity,
+        min_fidelity=0,
+        space=spec.param_space(),
     )
+    options = spec.scheduler
+    settings = SchedulerSettings(
+        grace_period=options.grace_period,
+        reduction_factor=options.reduction_factor,
+        brackets=options.brackets,
+        step=options.step,
+        candidates=options.candidates,
+    )
+    scheduler = make_scheduler(options.type, problem, settings, spec.seed)
+    return TuneFidelityScheduler(scheduler, on_decision, options.step_budget(spec.budget.max_trials, steps))
 
 
 def _train(job: SearchJob, listener: SearchListener, is_canceled: Callable[[], bool]) -> SearchOutcome | None:
@@ -137,6 +152,8 @@ def run_search(job: SearchJob, listener: SearchListener, control: SearchControl)
     problem = SearchProblem(
         spec.param_space(), tuple(spec.objectives), tuple(spec.constraints), spec.budget.max_trials
     )
+    scheduler = _scheduler(spec, listener.trial_decided)
+    fidelity_scheduler = scheduler if isinstance(scheduler, TuneFidelityScheduler) else None
     searcher = StrategySearcher(
         make_strategy(spec.strategy, problem, spec.seed),
         history=job.history,
@@ -147,6 +164,9 @@ def run_search(job: SearchJob, listener: SearchListener, control: SearchControl)
         on_suggest=listener.trial_created,
         control=control,
         spent_before=job.spent_before,
+        proposer=fidelity_scheduler.scheduler if fidelity_scheduler is not None else None,
+        paused_trial_ids=fidelity_scheduler.paused_trial_ids if fidelity_scheduler is not None else None,
+        seed=spec.seed,
     )
     job_params = {
         "spec": job.spec,
@@ -162,7 +182,7 @@ def run_search(job: SearchJob, listener: SearchListener, control: SearchControl)
             metric=metric,
             mode=mode,
             search_alg=searcher,
-            scheduler=_scheduler(spec),
+            scheduler=scheduler,
             num_samples=-1,  # the searcher ends the run: the budget may change while it runs
             # the searcher enforces the live max_parallel; this bound only lets Tune keep as many
             # trials pending (Tune's default with a custom searcher is one at a time)

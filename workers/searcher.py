@@ -5,8 +5,9 @@ history (stored trials plus those finished in this run) and the configs still pe
 strategy predicted for each config is handed to ``on_suggest`` to be stored with the trial.
 
 The searcher also enforces the search's live budget (``SearchControl.budget()``, which the user may
-change while it runs): no trial beyond ``max_trials``, no more than ``max_parallel`` at once, and
-none at all once a pause or stop was requested.
+change while it runs): no trial beyond ``max_trials``, no more than ``max_parallel`` at once (trials
+a scheduler paused do not count: they hold no worker), and none at all once a pause or stop was
+requested. A model-based scheduler (``proposer``) may pick the new config instead of the strategy.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from ray.tune.search import Searcher
 
 from supernas.records import Observation
 from supernas.states import TrialState
-from surrogates.strategy import Strategy
+from surrogates.schedulers.base import FidelityScheduler
+from surrogates.strategy import Strategy, Suggestion
 from workers.control import SearchControl
 from workers.live_hooks import DropsLiveHooksWhenPickled
 from workers.trial_outcome import observed_metrics, observed_state
@@ -40,6 +43,9 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
         on_suggest: OnSuggest,
         control: SearchControl,
         spent_before: int = 0,
+        proposer: FidelityScheduler | None = None,
+        paused_trial_ids: Callable[[], set[str]] | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         self._strategy = strategy
@@ -52,6 +58,9 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
         self._created = 0
         self.failed = 0  # trials of this run that raised an error
         self._pending: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._proposer = proposer
+        self._paused_trial_ids = paused_trial_ids or set
+        self._seed = seed
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         """The next trial's config; None while ``max_parallel`` trials run (Tune asks again later);
@@ -60,16 +69,33 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
         budget = self._control.budget()
         if self._control.winding_down() or self._spent_before + self._created >= budget.max_trials:
             return Searcher.FINISHED
-        if len(self._pending) >= budget.max_parallel:
+        if len(self._pending.keys() - self._paused_trial_ids()) >= budget.max_parallel:
             return None
         self._created += 1
         number = self._next_number
         self._next_number += 1
+        config, record = self._suggest(number)
+        self._pending[trial_id] = (number, config)
+        self._on_suggest(number, config, record)
+        return {"number": number, "params": config}
+
+    def _suggest(self, number: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The config of trial ``number`` and what was predicted for it: from the scheduler's model
+        when it has one (and enough data), else from the strategy."""
+        if self._proposer is not None:
+            proposal = self._proposer.propose(np.random.default_rng([self._seed, number]))
+            if proposal is not None:
+                config, info = proposal
+                predicted = info.get("predicted") or {}
+                suggestion = Suggestion(config, acquisition_value=info.get("acquisition"))
+                record = suggestion.record(self._proposer.name)
+                return config, record | {
+                    "proposed_by": info.get("proposed_by"),
+                    "scheduler_prediction": predicted,
+                }
         pending = [config for _, config in self._pending.values()]
         suggestion = self._strategy.ask(self._history, pending, 1)[0]
-        self._pending[trial_id] = (number, suggestion.config)
-        self._on_suggest(number, suggestion.config, suggestion.record(self._strategy.name))
-        return {"number": number, "params": suggestion.config}
+        return suggestion.config, suggestion.record(self._strategy.name)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False

@@ -1,0 +1,183 @@
+"""Freeze-thaw scheduling with the shipped PFN (ifBO, Rakotoarison et al. 2024): trials are paused,
+never killed, after each ``step`` of training, and whenever a worker is free the PFN extrapolates
+every paused trial's partial learning curve (and the curve of the next new config) in one forward
+pass; the candidate with the highest acquisition is resumed from its checkpoint, or started.
+
+The acquisition is MFPI-random: per decision a horizon h (uniform over 1..steps) and a threshold
+tau = best + 10^u * span (u uniform in [-4, -1], span the range of values seen: ifBO's rule, scaled by
+the observed range because our values are not accuracies in [0, 1]) are drawn, and each candidate
+scores P(value at min(its steps + h, steps) > tau). Several objectives are scalarised with random
+augmented Chebyshev weights per decision (``scalarize``): multi-objective freeze-thaw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from supernas.objectives import Direction
+from surrogates.pfn.predictor import PFNPredictor, shipped_predictor
+from surrogates.schedulers.base import (
+    Action,
+    Decision,
+    FidelityScheduler,
+    Prediction,
+    SchedulerSettings,
+    SchedulingProblem,
+)
+from surrogates.schedulers.scalarize import scalarizer
+
+NEW = -1  # the candidate index of "the next new config"
+
+
+@dataclass(frozen=True)
+class _Scored:
+    acquisition: np.ndarray  # (C,)
+    mean: np.ndarray  # (C,) predicted value at each candidate's target step
+    std: np.ndarray  # (C,)
+    targets: list[int]  # (C,) the target fidelity of each candidate
+
+
+class FreezeThawScheduler(FidelityScheduler):
+    name = "freeze_thaw"
+    pauses = True
+
+    def __init__(
+        self,
+        problem: SchedulingProblem,
+        settings: SchedulerSettings,
+        seed: int = 0,
+        predictor: PFNPredictor | None = None,
+    ) -> None:
+        super().__init__(problem, settings, seed)
+        if problem.space is None:
+            raise ValueError("freeze_thaw needs the search space to encode configs")
+        self._predictor = predictor
+        self._since_resume: dict[int, int] = {}
+        self._decisions = 0
+
+    @property
+    def predictor(self) -> PFNPredictor:
+        if self._predictor is None:
+            self._predictor = shipped_predictor()
+        return self._predictor
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (Ray Tune snapshots its scheduler) without the PFN, which reloads when needed."""
+        return self.__dict__ | {"_predictor": None}
+
+    def add_trial(self, trial: int, config: dict[str, Any]) -> None:
+        super().add_trial(trial, config)
+        self._since_resume[trial] = 0
+
+    def on_report(self, trial: int, fidelity: int, costs: np.ndarray) -> Decision:
+        self._since_resume[trial] = self._since_resume.get(trial, 0) + 1
+        if self._since_resume[trial] < self.settings.step:
+            return Decision(Action.CONTINUE, trial, fidelity, f"within its step of {self.settings.step}")
+        return Decision(
+            Action.PAUSE,
+            trial,
+            fidelity,
+            "step done: paused until the PFN ranks it first among the candidates",
+        )
+
+    # --- choosing what runs next ---------------------------------------------------------------
+
+    def next_step(self, paused: Sequence[int], new_config: dict[str, Any] | None) -> Decision | None:
+        candidates = list(paused) + ([NEW] if new_config is not None else [])
+        if not candidates:
+            return None
+        if not any(self.trials[t].costs for t in self.trials):
+            return self._pick(candidates[-1], None, None, "nothing observed yet")
+        rng = self._decision_rng()
+        scored = self._score(candidates, [new_config] if new_config is not None else [], rng)
+        best = int(np.argmax(scored.acquisition))
+        prediction = Prediction(scored.targets[best], float(scored.mean[best]), float(scored.std[best]))
+        others = len(candidates) - 1
+        reason = f"highest MFPI-random of {len(candidates)} candidates ({others} others)"
+        return self._pick(candidates[best], prediction, float(scored.acquisition[best]), reason)
+
+    def _pick(
+        self, candidate: int, predicted: Prediction | None, acquisition: float | None, reason: str
+    ) -> Decision:
+        if candidate == NEW:
+            return Decision(
+                Action.START, None, None, f"start a new config: {reason}", None, predicted, acquisition
+            )
+        self._since_resume[candidate] = 0
+        fidelity = self.trials[candidate].fidelity
+        return Decision(Action.RESUME, candidate, fidelity, f"resume: {reason}", None, predicted, acquisition)
+
+    def propose(self, rng: np.random.Generator) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The best of ``candidates`` random configs by the same acquisition, started from scratch."""
+        assert self.problem.space is not None  # checked in __init__
+        if not any(self.trials[t].costs for t in self.trials):
+            return None
+        configs = [self.problem.sample_config(rng) for _ in range(self.settings.candidates)]
+        scored = self._score([NEW] * len(configs), configs, self._decision_rng())
+        best = int(np.argmax(scored.acquisition))
+        info = {
+            "predicted": {
+                "fidelity": scored.targets[best],
+                "mean": float(scored.mean[best]),
+                "std": float(scored.std[best]),
+            },
+            "acquisition": float(scored.acquisition[best]),
+            "proposed_by": f"{self.name}: best MFPI-random of {len(configs)} random configs",
+        }
+        return configs[best], info
+
+    def _decision_rng(self) -> np.random.Generator:
+        self._decisions += 1
+        return np.random.default_rng([self.seed, 11, self._decisions])
+
+    def _score(
+        self, candidates: list[int], new_configs: list[dict[str, Any]], rng: np.random.Generator
+    ) -> _Scored:
+        """MFPI-random of each candidate (a trial number, or NEW: the next of ``new_configs``)."""
+        assert self.problem.space is not None
+        problem = self.problem
+        observed = [t for t in self.trials if self.trials[t].costs]
+        all_costs = np.vstack([c for t in observed for c in self.trials[t].costs.values()])
+        to_value = scalarizer(all_costs, rng)
+        configs = [self.trials[t].config for t in observed] + list(new_configs)
+        encoded = np.vstack([problem.space.encode(c) for c in configs])
+        curves = [self._curve(t, to_value) for t in observed] + [[] for _ in new_configs]
+        horizon = int(rng.integers(1, problem.steps + 1))
+        values = np.concatenate([np.asarray(c) for c in curves if c])
+        span = float(values.max() - values.min()) or 1.0
+        tau = float(values.max()) + 10 ** rng.uniform(-4, -1) * span
+        row_of = {t: i for i, t in enumerate(observed)}
+        queries, targets, new_seen = [], [], 0
+        for candidate in candidates:
+            if candidate == NEW:
+                row, done = len(observed) + new_seen, 0
+                new_seen += 1
+            else:
+                row, done = row_of.get(candidate, -1), self._steps_done(candidate)
+            epoch = min(done + horizon, problem.steps)
+            queries.append((row, epoch))
+            targets.append(epoch - 1 + problem.min_fidelity)
+        predictive = self.predictor.predict_curves(encoded, curves, problem.steps, queries, seed=self.seed)
+        acquisition = predictive.probability_of_improvement(np.array([tau]))[0].numpy()
+        mean, std = predictive.mean()[0].numpy(), predictive.std()[0].numpy()
+        if len(problem.metrics) == 1 and problem.directions[0] == Direction.MINIMIZE:
+            mean = -mean  # report the metric itself, not its negation
+        return _Scored(acquisition, mean, std, targets)
+
+    def _steps_done(self, trial: int) -> int:
+        fidelity = self.trials[trial].fidelity
+        return 0 if fidelity is None else fidelity - self.problem.min_fidelity + 1
+
+    def _curve(self, trial: int, to_value: Any) -> list[float]:
+        """The trial's values at steps 1..k (its reports in fidelity order, gaps filled forward)."""
+        costs = self.trials[trial].costs
+        last = max(costs)
+        rows, previous = [], None
+        for fidelity in range(self.problem.min_fidelity, last + 1):
+            previous = costs.get(fidelity, previous)
+            rows.append(previous if previous is not None else costs[min(costs)])
+        return list(to_value(np.vstack(rows)))

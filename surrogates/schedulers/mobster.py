@@ -1,0 +1,115 @@
+"""MOBSTER-style model-based asynchronous scheduling (Klein et al. 2020): ASHA's rungs decide which
+trial goes on; new configs come from a GP over (config, fidelity) instead of random sampling.
+
+The GP is BoTorch's ``SingleTaskMultiFidelityGP`` with the exponential-decay kernel over the fidelity
+(the freeze-thaw kernel of Swersky et al.) and is fitted on every trial's reports; candidates are
+``candidates`` random configs scored by BoTorch's ``qLogExpectedImprovement`` at the full fidelity,
+against the best value reached there. Trials still running count as pending points
+(``X_pending`` at the full fidelity), so concurrent workers are not sent to the same place.
+Several objectives: random augmented Chebyshev scalarisation per proposal (``scalarize``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from surrogates.schedulers.asha import AshaScheduler
+from surrogates.schedulers.scalarize import scalarizer
+
+MAX_POINTS = 128  # reports the GP is fitted on (the latest report of every trial is always kept)
+FIT_ITERATIONS = 50  # L-BFGS iterations per hyperparameter fit
+MIN_TRIALS = 3  # trials with reports before the model is used (random configs until then)
+
+
+class MobsterScheduler(AshaScheduler):
+    name = "mobster"
+
+    def propose(self, rng: np.random.Generator) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        space = self.problem.space
+        if space is None:
+            raise ValueError("mobster needs the search space to encode configs")
+        observed = [t for t, curve in self.trials.items() if curve.costs]
+        if len(observed) < MIN_TRIALS:
+            return None
+        points = self._points(observed, rng)
+        all_costs = np.vstack([costs for _, _, costs in points])
+        to_value = scalarizer(all_costs, rng)
+        steps = self.problem.steps
+        x = np.vstack(
+            [
+                np.append(space.encode(self.trials[t].config), (f - self.problem.min_fidelity + 1) / steps)
+                for t, f, _ in points
+            ]
+        )
+        y = to_value(all_costs)
+        top = [y[i] for i, (_, f, _) in enumerate(points) if f == self.problem.max_fidelity]
+        best = max(top) if top else float(np.max(y))
+        pending = [
+            np.append(space.encode(c.config), 1.0)
+            for t, c in self.trials.items()
+            if t not in self.ended and (c.fidelity is None or c.fidelity < self.problem.max_fidelity)
+        ]
+        configs = [self.problem.sample_config(rng) for _ in range(self.settings.candidates)]
+        candidates = np.vstack([np.append(space.encode(c), 1.0) for c in configs])
+        scores, mean, std = _expected_improvement(x, y, candidates, best, pending, self.seed)
+        i = int(np.argmax(scores))
+        info = {
+            "predicted": {
+                "fidelity": self.problem.max_fidelity,
+                "mean": float(mean[i]),
+                "std": float(std[i]),
+            },
+            "acquisition": float(scores[i]),
+            "proposed_by": f"{self.name}: best log-EI of {len(configs)} random configs, "
+            f"{len(pending)} pending",
+        }
+        return configs[i], info
+
+    def _points(self, observed: list[int], rng: np.random.Generator) -> list[tuple[int, int, np.ndarray]]:
+        """(trial, fidelity, costs) reports, at most ``MAX_POINTS``: each trial's latest, then a sample."""
+        latest = [(t, f, self.trials[t].costs[f]) for t in observed for f in [max(self.trials[t].costs)]]
+        earlier = [
+            (t, f, c)
+            for t in observed
+            for f, c in self.trials[t].costs.items()
+            if f != max(self.trials[t].costs)
+        ]
+        room = max(MAX_POINTS - len(latest), 0)
+        if len(latest) > MAX_POINTS:
+            latest = [latest[i] for i in sorted(rng.choice(len(latest), MAX_POINTS, replace=False))]
+        if len(earlier) > room:
+            earlier = [earlier[i] for i in sorted(rng.choice(len(earlier), room, replace=False))]
+        return latest + earlier
+
+
+def _expected_improvement(
+    x: np.ndarray, y: np.ndarray, candidates: np.ndarray, best: float, pending: list[np.ndarray], seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """log-EI of each candidate (C,), and the GP's posterior mean and std there, in y's units."""
+    from botorch.acquisition.logei import qLogExpectedImprovement
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskMultiFidelityGP
+    from botorch.sampling import SobolQMCNormalSampler
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    train_x = torch.as_tensor(x, dtype=torch.float64)
+    train_y = torch.as_tensor(y, dtype=torch.float64).unsqueeze(-1)
+    fidelity_column = x.shape[1] - 1
+    gp = SingleTaskMultiFidelityGP(
+        train_x, train_y, iteration_fidelity=fidelity_column, linear_truncated=False
+    )
+    options = {"maxiter": FIT_ITERATIONS}  # a proposal must not take longer than a worker's epoch
+    fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp), optimizer_kwargs={"options": options})
+    x_pending = torch.as_tensor(np.vstack(pending), dtype=torch.float64) if pending else None
+    sampler = SobolQMCNormalSampler(torch.Size([128]), seed=seed)
+    acquisition = qLogExpectedImprovement(gp, best_f=best, sampler=sampler, X_pending=x_pending)
+    query = torch.as_tensor(candidates, dtype=torch.float64)
+    with torch.no_grad():
+        scores = acquisition(query.unsqueeze(1)).numpy()
+        posterior = gp.posterior(query)
+        mean = posterior.mean.squeeze(-1).numpy()
+        std = posterior.variance.clamp_min(0).sqrt().squeeze(-1).numpy()
+    return scores, mean, std

@@ -1,0 +1,96 @@
+"""Every multi-fidelity scheduler runs a real (small) search through the API: trials are promoted and
+stopped at rungs, or (freeze-thaw) paused and resumed from their checkpoints, and every decision is
+on its trial with the reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from service_process import running_service
+
+from surrogates.schedulers.registry import SCHEDULERS
+
+pytestmark = pytest.mark.slow
+
+FINETUNE_EPOCHS = 3
+SEARCH = {
+    "task": "digits",
+    "space": {
+        "family": "elastic_cnn",
+        "stage_channels": [8, 16],
+        "depth": [1, 2],
+        "width_mult": [0.25, 0.5, 1.0],
+        "kernel_size": [3, 5],
+    },
+    "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+    "hyperparameters": {"finetune_lr": {"type": "float", "low": 0.001, "high": 0.3, "log": True}},
+    "budget": {"max_trials": 8, "max_parallel": 2, "max_duration_s": 600},
+    "supernet": {"epochs": 1, "batch_size": 64},
+    "fidelity": {"finetune_epochs": FINETUNE_EPOCHS, "max_train_examples": 300},
+    "seed": 5,
+}
+TERMINAL = {"succeeded", "failed", "canceled"}
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    data_dir = tmp_path_factory.mktemp("schedulers")
+    with running_service(data_dir, f"sqlite:///{data_dir}/supernas.db") as handle:
+        yield httpx.Client(base_url=handle.url, timeout=30)
+
+
+def _run(client: httpx.Client, spec: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    created = client.post("/api/v1/searches", json=spec)
+    assert created.status_code == 201, created.text
+    search_id = created.json()["id"]
+    deadline = time.monotonic() + 400
+    while (search := client.get(f"/api/v1/searches/{search_id}").json())["state"] not in TERMINAL:
+        assert time.monotonic() < deadline, search
+        time.sleep(0.5)
+    listing = client.get(f"/api/v1/searches/{search_id}/trials", params={"page_size": 100}).json()["items"]
+    trials = [client.get(f"/api/v1/searches/{search_id}/trials/{t['number']}").json() for t in listing]
+    return search, trials
+
+
+def _fidelities(trial: dict[str, Any]) -> list[float]:
+    return [report["fidelity"] for report in trial["reports"]]
+
+
+@pytest.mark.parametrize("scheduler", sorted(SCHEDULERS))
+def test_scheduler_runs_a_search_and_explains_its_decisions(client: httpx.Client, scheduler: str) -> None:
+    spec = SEARCH | {"name": f"via-{scheduler}", "scheduler": {"type": scheduler, "brackets": 2}}
+    search, trials = _run(client, spec)
+    assert search["state"] == "succeeded", search
+    assert len(trials) == 8
+    assert {t["state"] for t in trials} <= {"succeeded", "pruned"}
+    finished = [t for t in trials if t["state"] == "succeeded"]
+    assert finished, "at least one trial reaches the last fidelity"
+    for trial in trials:
+        # one report per fidelity step, in order, never repeated: a resumed trial went on from its
+        # checkpoint instead of starting over
+        assert _fidelities(trial) == list(range(len(trial["reports"]))), trial
+        for decision in trial["decisions"]:
+            assert decision["action"] in {"promote", "stop", "pause", "resume", "start"}
+            assert decision["reason"] and decision["at"]
+        if trial["state"] == "pruned":
+            assert trial["decisions"][-1]["action"] == "stop", trial
+    decisions = [d for t in trials for d in t["decisions"]]
+    if scheduler == "freeze_thaw":
+        paused_then_resumed = [
+            t for t in trials if [d["action"] for d in t["decisions"]][:2] == ["pause", "resume"]
+        ]
+        assert paused_then_resumed, "freeze-thaw pauses trials and resumes them later"
+        resumes = [d for d in decisions if d["action"] == "resume"]
+        assert all(d["predicted"]["std"] > 0 and 0 <= d["acquisition"] <= 1 for d in resumes)
+    else:
+        assert any(d["action"] == "promote" and d["rung"] is not None for d in decisions)
+        assert any(d["action"] == "stop" and "rung" in d["reason"] for d in decisions)
+        assert all(len(t["reports"]) == FINETUNE_EPOCHS + 1 for t in finished)
+    if scheduler == "mobster":
+        proposed = [t for t in trials if t["suggestion"]["strategy"] == "mobster"]
+        assert proposed and all("log-EI" in t["suggestion"]["proposed_by"] for t in proposed)

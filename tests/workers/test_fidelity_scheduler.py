@@ -1,0 +1,92 @@
+"""The Ray Tune side of the schedulers: our ASHA decides exactly as Ray Tune's ASHAScheduler does, and
+the searcher lets paused trials free their worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+from search_spaces.params import Float, ParamSpace
+from supernas.objectives import Direction
+from surrogates.random_search import RandomStrategy
+from surrogates.schedulers.asha import AshaScheduler
+from surrogates.schedulers.base import Action, SchedulerSettings, SchedulingProblem
+from surrogates.strategy import SearchProblem
+from workers.searcher import StrategySearcher
+
+
+@dataclass(frozen=True)
+class _Trial:  # what Ray's ASHA touches of a trial
+    trial_id: str
+
+
+@pytest.mark.parametrize(("max_t", "grace", "eta"), [(9, 1, 3.0), (16, 2, 2.0), (5, 1, 2.0)])
+def test_asha_makes_ray_tunes_decisions(max_t: int, grace: int, eta: float) -> None:
+    ray_asha = ASHAScheduler(
+        time_attr="step", metric="loss", mode="min", max_t=max_t, grace_period=grace, reduction_factor=eta
+    )
+    problem = SchedulingProblem(("loss",), (Direction.MINIMIZE,), max_fidelity=max_t - 1, min_fidelity=0)
+    ours = AshaScheduler(problem, SchedulerSettings(grace_period=grace, reduction_factor=eta))
+    rng = np.random.default_rng(0)
+    alive: dict[int, int] = {}
+    stops = 0
+    for n in range(60):  # trials arrive while others run: interleave their reports at random
+        ray_asha.on_trial_add(None, _Trial(str(n)))
+        ours.add_trial(n, {})
+        alive[n] = 0
+        for _ in range(int(rng.integers(0, 4))):
+            if not alive:
+                break
+            t = int(rng.choice(list(alive)))
+            step = alive[t] + 1
+            loss = float(rng.normal(1.0 / step + t % 7 * 0.05, 0.05))
+            theirs = ray_asha.on_trial_result(None, _Trial(str(t)), {"step": step, "loss": loss})
+            decision = ours.report(t, step - 1, {"loss": loss})
+            if step >= max_t:
+                assert decision.action is Action.STOP  # the last step ends the trial in both
+                alive.pop(t)
+                continue
+            assert (theirs == TrialScheduler.STOP) == (decision.action is Action.STOP), (t, step)
+            if decision.action is Action.STOP:
+                stops += 1
+                alive.pop(t)
+            else:
+                alive[t] = step
+    assert stops > 10  # the comparison covered many stops, not only continues
+
+
+class _Control:
+    def __init__(self, max_parallel: int) -> None:
+        self._budget = type("B", (), {"max_trials": 10, "max_parallel": max_parallel})()
+
+    def winding_down(self) -> bool:
+        return False
+
+    def budget(self) -> Any:
+        return self._budget
+
+
+def test_paused_trials_do_not_hold_a_worker() -> None:
+    space = ParamSpace([Float("lr", 0.001, 0.1, True)])
+    paused: set[str] = set()
+    searcher = StrategySearcher(
+        RandomStrategy(SearchProblem(space, ()), seed=0),
+        history=[],
+        first_number=0,
+        max_fidelity=3,
+        metric="accuracy",
+        mode="max",
+        on_suggest=lambda *args: None,
+        control=_Control(max_parallel=2),
+        paused_trial_ids=lambda: set(paused),
+    )
+    assert searcher.suggest("a") is not None and searcher.suggest("b") is not None
+    assert searcher.suggest("c") is None  # two run: max_parallel
+    paused.add("a")
+    third = searcher.suggest("c")
+    assert third is not None and third["number"] == 2  # a paused trial holds no worker
+    assert searcher.suggest("d") is None
