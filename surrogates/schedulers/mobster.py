@@ -2,11 +2,13 @@
 trial goes on; new configs come from a GP over (config, fidelity) instead of random sampling.
 
 The GP is BoTorch's ``SingleTaskMultiFidelityGP`` with the exponential-decay kernel over the fidelity
-(the freeze-thaw kernel of Swersky et al.) and is fitted on every trial's reports; candidates are
-``candidates`` random configs scored by BoTorch's ``qLogExpectedImprovement`` at the full fidelity,
-against the best value reached there. Trials still running count as pending points
-(``X_pending`` at the full fidelity), so concurrent workers are not sent to the same place.
-Several objectives: random augmented Chebyshev scalarisation per proposal (``scalarize``).
+(the freeze-thaw kernel of Swersky et al.), fitted on the trials' reports. Its hyperparameters are
+refitted every ``REFIT_EVERY`` proposals and reused on the new data in between, so that a proposal
+stays cheaper than an epoch. Candidates are ``candidates`` random configs scored by BoTorch's
+``qLogExpectedImprovement`` at the full fidelity, against the best value reached there. Trials still
+running count as pending points (``X_pending`` at the full fidelity), so concurrent workers are not
+sent to the same place. Several objectives: random augmented Chebyshev scalarisation per proposal
+(``scalarize``).
 """
 
 from __future__ import annotations
@@ -21,11 +23,17 @@ from surrogates.schedulers.scalarize import scalarizer
 
 MAX_POINTS = 128  # reports the GP is fitted on (the latest report of every trial is always kept)
 FIT_ITERATIONS = 50  # L-BFGS iterations per hyperparameter fit
+REFIT_EVERY = 5  # proposals between hyperparameter fits (in between: the last fit's, on the new data)
 MIN_TRIALS = 3  # trials with reports before the model is used (random configs until then)
 
 
 class MobsterScheduler(AshaScheduler):
     name = "mobster"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._hyperparameters: dict[str, torch.Tensor] | None = None
+        self._proposals = 0
 
     def propose(self, rng: np.random.Generator) -> tuple[dict[str, Any], dict[str, Any]] | None:
         space = self.problem.space
@@ -54,7 +62,11 @@ class MobsterScheduler(AshaScheduler):
         ]
         configs = [self.problem.sample_config(rng) for _ in range(self.settings.candidates)]
         candidates = np.vstack([np.append(space.encode(c), 1.0) for c in configs])
-        scores, mean, std = _expected_improvement(x, y, candidates, best, pending, self.seed)
+        refit = self._hyperparameters is None or self._proposals % REFIT_EVERY == 0
+        self._proposals += 1
+        gp = _fit(x, y, None if refit else self._hyperparameters)
+        self._hyperparameters = _hyperparameters(gp)
+        scores, mean, std = _expected_improvement(gp, candidates, best, pending, self.seed)
         i = int(np.argmax(scores))
         info = {
             "predicted": {
@@ -85,24 +97,39 @@ class MobsterScheduler(AshaScheduler):
         return latest + earlier
 
 
-def _expected_improvement(
-    x: np.ndarray, y: np.ndarray, candidates: np.ndarray, best: float, pending: list[np.ndarray], seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """log-EI of each candidate (C,), and the GP's posterior mean and std there, in y's units."""
-    from botorch.acquisition.logei import qLogExpectedImprovement
+def _hyperparameters(gp: Any) -> dict[str, torch.Tensor]:
+    """The fitted kernel and noise parameters (not the outcome transform, which follows the data)."""
+    return {
+        k: v.detach().clone() for k, v in gp.state_dict().items() if not k.startswith("outcome_transform")
+    }
+
+
+def _fit(x: np.ndarray, y: np.ndarray, hyperparameters: dict[str, torch.Tensor] | None) -> Any:
+    """The GP on (x, y); its hyperparameters fitted, or ``hyperparameters`` when given."""
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskMultiFidelityGP
-    from botorch.sampling import SobolQMCNormalSampler
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
     train_x = torch.as_tensor(x, dtype=torch.float64)
     train_y = torch.as_tensor(y, dtype=torch.float64).unsqueeze(-1)
-    fidelity_column = x.shape[1] - 1
     gp = SingleTaskMultiFidelityGP(
-        train_x, train_y, iteration_fidelity=fidelity_column, linear_truncated=False
+        train_x, train_y, iteration_fidelity=x.shape[1] - 1, linear_truncated=False
     )
+    if hyperparameters is not None:
+        gp.load_state_dict(hyperparameters, strict=False)
+        return gp.eval()
     options = {"maxiter": FIT_ITERATIONS}  # a proposal must not take longer than a worker's epoch
     fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp), optimizer_kwargs={"options": options})
+    return gp.eval()
+
+
+def _expected_improvement(
+    gp: Any, candidates: np.ndarray, best: float, pending: list[np.ndarray], seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """log-EI of each candidate (C,), and the GP's posterior mean and std there, in y's units."""
+    from botorch.acquisition.logei import qLogExpectedImprovement
+    from botorch.sampling import SobolQMCNormalSampler
+
     x_pending = torch.as_tensor(np.vstack(pending), dtype=torch.float64) if pending else None
     sampler = SobolQMCNormalSampler(torch.Size([128]), seed=seed)
     acquisition = qLogExpectedImprovement(gp, best_f=best, sampler=sampler, X_pending=x_pending)
