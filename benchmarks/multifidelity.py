@@ -3,7 +3,7 @@ and random search, on the same simulated problems (``benchmarks.mf_problems``), 
 
 Run from the repository root (the peers need ``bash benchmarks/setup_mf_peers.sh`` once)::
 
-    python -m benchmarks.multifidelity                 # 4 problems x 10 seeds, 50 full evaluations each
+    python -m benchmarks.multifidelity                 # 4 problems x 10 seeds, 20 full evaluations each
     python -m benchmarks.multifidelity --quick         # 2 problems x 2 seeds, 10 full evaluations
 
 Every method runs on the simulated clock (``surrogates.schedulers.simulation``) with ``--workers``
@@ -45,7 +45,7 @@ FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # of the budget
 OURS = tuple(f"supernas-{name}" for name in sorted(SCHEDULERS))
 # eta 3 and a grace period of one epoch for every rung-based method, ours and the peers'
 OUR_SETTINGS = {"reduction_factor": 3.0, "grace_period": 1, "brackets": 3, "step": 1, "candidates": 128}
-DEFAULTS = {"problems": ",".join(PROBLEMS), "seeds": 10, "budget": 50}
+DEFAULTS = {"problems": ",".join(PROBLEMS), "seeds": 10, "budget": 20}
 QUICK = {"problems": "branin-mf,lc-fashion", "seeds": 2, "budget": 10}
 
 

@@ -29,3 +29,5 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
 .venv/bin/python -m pip install --quiet -e ".[test]"
+# the multi-fidelity peers (Syne Tune, SMAC3, hpbandster for Ray Tune's BOHB), exercised by the tests too
+bash benchmarks/setup_mf_peers.sh
