@@ -228,12 +228,10 @@ class Dispatcher:
             self._wake.set()
 
     def _job(self, record: SearchRecord) -> SearchJob:
-        trials = self._storage.all_trials(record.id, with_reports=False)
-        history = [
-            Observation(t.number, t.config, t.state, t.metrics, t.fidelity)
-            for t in trials
-            if t.state.is_terminal
-        ]
+        trials = self._storage.all_trials(record.id, with_reports=True)
+        finished = [t for t in trials if t.state.is_terminal]
+        history = [Observation(t.number, t.config, t.state, t.metrics, t.fidelity) for t in finished]
+        curves = [(t.number, t.config, [(r.fidelity, r.metrics) for r in t.reports]) for t in finished]
         spent = sum(1 for t in trials if t.state in _BUDGET_STATES)
         failed = sum(1 for t in trials if t.state is TrialState.FAILED)
         started = record.started_at or datetime.now(UTC)
@@ -248,6 +246,7 @@ class Dispatcher:
             failed_before=failed,
             elapsed_s=(datetime.now(UTC) - started).total_seconds(),
             supernet_id=record.supernet_id,
+            curves=curves,
         )
 
     def _run_search(self, record: SearchRecord, check: _LiveControl) -> None:

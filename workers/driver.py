@@ -25,7 +25,7 @@ from surrogates.schedulers.base import SchedulerSettings, SchedulingProblem
 from surrogates.schedulers.registry import make_scheduler
 from surrogates.strategy import SearchProblem
 from workers.control import SearchControl
-from workers.fidelity_scheduler import OnDecision, TuneFidelityScheduler
+from workers.fidelity_scheduler import OnDecision, StoredCurve, TuneFidelityScheduler
 from workers.listener import SearchListener
 from workers.searcher import StrategySearcher
 from workers.supernet_job import run_supernet_training
@@ -53,6 +53,7 @@ class SearchJob:
     failed_before: int = 0  # trials of earlier runs that failed
     elapsed_s: float = 0.0
     supernet_id: str | None = None
+    curves: list[StoredCurve] = field(default_factory=list)  # reports of the finished trials
 
     @property
     def supernet_dir(self) -> Path:
@@ -154,6 +155,8 @@ def run_search(job: SearchJob, listener: SearchListener, control: SearchControl)
     )
     scheduler = _scheduler(spec, listener.trial_decided)
     fidelity_scheduler = scheduler if isinstance(scheduler, TuneFidelityScheduler) else None
+    if fidelity_scheduler is not None:
+        fidelity_scheduler.replay(job.curves)
     searcher = StrategySearcher(
         make_strategy(spec.strategy, problem, spec.seed),
         history=job.history,

@@ -6,12 +6,14 @@ keep its latest checkpoint (the trainable checkpoints every report), and when a 
 scheduler chooses between resuming a paused trial (Tune restores the checkpoint and the trainable
 continues with the next epoch) and starting the next new trial. Each decision but a plain continue is
 handed to ``on_decision`` (the service stores it with the trial). Once ``max_steps`` reports were
-made, paused trials are stopped and none is resumed.
+made, paused trials are stopped and none is resumed. A search resumed after a crash first replays
+the stored learning curves of its finished trials (``replay``), so that its rungs, its curve model
+and its step budget go on from where they were.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ray.tune.experiment import Trial
@@ -23,6 +25,8 @@ from workers.trial_outcome import observed_metrics
 
 BUDGET_SPENT = "the scheduler's step budget (max_steps) is spent"
 OnDecision = Callable[[int, dict[str, Any]], None]
+# a finished trial's number, config and (fidelity, metrics) reports, as stored
+StoredCurve = tuple[int, dict[str, Any], list[tuple[float, dict[str, Any]]]]
 
 
 def _number(trial: Trial) -> int:
@@ -41,6 +45,16 @@ class TuneFidelityScheduler(DropsLiveHooksWhenPickled, FIFOScheduler):
         self._paused: set[str] = set()  # Tune ids of the trials paused by a decision
         self._choice: tuple[tuple[Any, ...], Decision | None] | None = None  # (situation, decision)
         self._announced: set[tuple[Any, ...]] = set()
+
+    def replay(self, curves: Sequence[StoredCurve]) -> None:
+        """Feed the scheduler the reports of trials that ended in earlier runs of the search (their
+        decisions are history: none is taken again), and count them against the step budget."""
+        for number, config, reports in curves:
+            self.scheduler.add_trial(number, config)
+            for fidelity, metrics in sorted(reports, key=lambda r: r[0]):
+                self.scheduler.report(number, int(fidelity), metrics)
+                self.steps += 1
+            self.scheduler.end_trial(number)
 
     def paused_trial_ids(self) -> set[str]:
         return set(self._paused)

@@ -16,6 +16,7 @@ from surrogates.random_search import RandomStrategy
 from surrogates.schedulers.asha import AshaScheduler
 from surrogates.schedulers.base import Action, SchedulerSettings, SchedulingProblem
 from surrogates.strategy import SearchProblem
+from workers.fidelity_scheduler import TuneFidelityScheduler
 from workers.searcher import StrategySearcher
 
 
@@ -90,3 +91,29 @@ def test_paused_trials_do_not_hold_a_worker() -> None:
     third = searcher.suggest("c")
     assert third is not None and third["number"] == 2  # a paused trial holds no worker
     assert searcher.suggest("d") is None
+
+
+def test_a_resumed_search_replays_its_finished_curves() -> None:
+    problem = SchedulingProblem(("accuracy",), (Direction.MAXIMIZE,), max_fidelity=3)
+    decisions: list[tuple[int, dict[str, Any]]] = []
+
+    def fresh() -> TuneFidelityScheduler:
+        scheduler = AshaScheduler(problem, SchedulerSettings(grace_period=1, reduction_factor=2))
+        return TuneFidelityScheduler(scheduler, lambda n, d: decisions.append((n, d)), max_steps=20)
+
+    stored = [(n, {"lr": 0.01}, [(0.0, {"accuracy": 0.8}), (1.0, {"accuracy": 0.85})]) for n in range(3)]
+    resumed, new = fresh(), fresh()
+    resumed.replay(stored)
+    assert resumed.steps == 6 and not decisions  # history: no decision is taken again
+    for scheduler in (resumed, new):
+        scheduler.on_trial_add(None, _TuneTrial(str(3), {"number": 3, "params": {}}))
+    result = {"fidelity": 0, "accuracy": 0.5}
+    assert resumed.on_trial_result(None, _TuneTrial("3", {"number": 3}), result) == TrialScheduler.STOP
+    assert new.on_trial_result(None, _TuneTrial("3", {"number": 3}), result) == TrialScheduler.CONTINUE
+    assert [d["action"] for _, d in decisions] == ["stop", "promote"]
+
+
+@dataclass(frozen=True)
+class _TuneTrial:
+    trial_id: str
+    config: dict[str, Any]
