@@ -74,10 +74,10 @@ class TuneFidelityScheduler(DropsLiveHooksWhenPickled, FIFOScheduler):
         self.steps += 1
         number = _number(trial)
         fidelity = int(result["fidelity"])
+        decision = self.scheduler.report(number, fidelity, observed_metrics(result))
         if result.get("infeasible") or fidelity >= self.scheduler.problem.max_fidelity:
             self.scheduler.end_trial(number)
             return TrialScheduler.CONTINUE  # the trial's last report: the trainable returns by itself
-        decision = self.scheduler.report(number, fidelity, observed_metrics(result))
         if decision.action is Action.PAUSE and self.budget_spent():
             decision = Decision(Action.STOP, number, fidelity, BUDGET_SPENT)
             self.scheduler.end_trial(number)

@@ -117,3 +117,14 @@ def test_a_resumed_search_replays_its_finished_curves() -> None:
 class _TuneTrial:
     trial_id: str
     config: dict[str, Any]
+
+
+def test_the_last_report_reaches_the_scheduler_and_ends_the_trial() -> None:
+    problem = SchedulingProblem(("accuracy",), (Direction.MAXIMIZE,), max_fidelity=1)
+    inner = AshaScheduler(problem, SchedulerSettings())
+    scheduler = TuneFidelityScheduler(inner, lambda n, d: None, max_steps=None)
+    trial = _TuneTrial("0", {"number": 0, "params": {}})
+    scheduler.on_trial_add(None, trial)
+    for fidelity in (0, 1):
+        assert scheduler.on_trial_result(None, trial, {"fidelity": fidelity, "accuracy": 0.9}) == "CONTINUE"
+    assert set(inner.trials[0].costs) == {0, 1} and 0 in inner.ended  # the model sees the final value
