@@ -169,6 +169,7 @@ def run_search(job: SearchJob, listener: SearchListener, control: SearchControl)
         spent_before=job.spent_before,
         proposer=fidelity_scheduler.scheduler if fidelity_scheduler is not None else None,
         paused_trial_ids=fidelity_scheduler.paused_trial_ids if fidelity_scheduler is not None else None,
+        scheduler_done=fidelity_scheduler.budget_spent if fidelity_scheduler is not None else None,
         seed=spec.seed,
     )
     job_params = {

@@ -7,7 +7,8 @@ strategy predicted for each config is handed to ``on_suggest`` to be stored with
 The searcher also enforces the search's live budget (``SearchControl.budget()``, which the user may
 change while it runs): no trial beyond ``max_trials``, no more than ``max_parallel`` at once (trials
 a scheduler paused do not count: they hold no worker), and none at all once a pause or stop was
-requested. A model-based scheduler (``proposer``) may pick the new config instead of the strategy.
+requested, or once the scheduler's step budget is spent. A model-based scheduler (``proposer``) may
+pick the new config instead of the strategy.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
         spent_before: int = 0,
         proposer: FidelityScheduler | None = None,
         paused_trial_ids: Callable[[], set[str]] | None = None,
+        scheduler_done: Callable[[], bool] | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
@@ -60,6 +62,7 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
         self._pending: dict[str, tuple[int, dict[str, Any]]] = {}
         self._proposer = proposer
         self._paused_trial_ids = paused_trial_ids or set
+        self._scheduler_done = scheduler_done or (lambda: False)  # its step budget is spent
         self._seed = seed
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
@@ -68,6 +71,8 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
         then lets the running trials finish and ends)."""
         budget = self._control.budget()
         if self._control.winding_down() or self._spent_before + self._created >= budget.max_trials:
+            return Searcher.FINISHED
+        if self._scheduler_done():
             return Searcher.FINISHED
         if len(self._pending.keys() - self._paused_trial_ids()) >= budget.max_parallel:
             return None

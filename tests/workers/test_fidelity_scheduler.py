@@ -128,3 +128,22 @@ def test_the_last_report_reaches_the_scheduler_and_ends_the_trial() -> None:
     for fidelity in (0, 1):
         assert scheduler.on_trial_result(None, trial, {"fidelity": fidelity, "accuracy": 0.9}) == "CONTINUE"
     assert set(inner.trials[0].costs) == {0, 1} and 0 in inner.ended  # the model sees the final value
+
+
+def test_no_trial_starts_once_the_schedulers_step_budget_is_spent() -> None:
+    space = ParamSpace([Float("lr", 0.001, 0.1, True)])
+    spent = {"value": False}
+    searcher = StrategySearcher(
+        RandomStrategy(SearchProblem(space, ()), seed=0),
+        history=[],
+        first_number=0,
+        max_fidelity=3,
+        metric="accuracy",
+        mode="max",
+        on_suggest=lambda *args: None,
+        control=_Control(max_parallel=4),
+        scheduler_done=lambda: spent["value"],
+    )
+    assert isinstance(searcher.suggest("a"), dict)
+    spent["value"] = True
+    assert searcher.suggest("b") == StrategySearcher.FINISHED
