@@ -7,6 +7,7 @@ Structural validation lives here (pydantic); names that depend on registries of 
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Annotated, Any, Literal
 
@@ -169,13 +170,37 @@ class SupernetSpec(_Strict):
 
 
 class Fidelity(_Strict):
-    """Fine-tuning epochs of a sub-network from its inherited weights; each epoch is one rung."""
+    """A trial's fidelity steps: its inherited weights evaluated on growing validation subsets
+    (``validation_examples``), then on the whole validation split, then after each fine-tuning epoch."""
 
     finetune_epochs: int = Field(default=2, ge=0, le=1000)
     finetune_lr: float = Field(default=0.01, gt=0, le=10)
     max_train_examples: PositiveInt | None = Field(
         default=None, description="Fine-tune on a fixed random subset of this many examples (null: all)."
     )
+    validation_examples: list[PositiveInt] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Ascending validation subset sizes, one fidelity step each before the step on the "
+        "whole split: the inherited weights are evaluated on the first n examples of a fixed shuffle "
+        "of the validation split (the same for every trial), so a scheduler can stop a poor "
+        "sub-network after evaluating it on few examples. Empty: no such steps.",
+    )
+
+    @field_validator("validation_examples")
+    @classmethod
+    def _ascending(cls, sizes: list[int]) -> list[int]:
+        if any(b <= a for a, b in itertools.pairwise(sizes)):
+            raise ValueError("validation_examples must be strictly ascending")
+        return sizes
+
+    def validation_subset(self, step: int) -> int | None:
+        """The validation examples of fidelity ``step`` (None: the whole split)."""
+        return self.validation_examples[step] if step < len(self.validation_examples) else None
+
+    def finetune_epoch(self, step: int) -> int:
+        """Fine-tuning epochs done at fidelity ``step``."""
+        return max(step - len(self.validation_examples), 0)
 
 
 class Scheduler(_Strict):
@@ -329,5 +354,6 @@ class SearchSpec(_Strict):
 
     @property
     def max_fidelity(self) -> int:
-        """The last rung: fine-tuning epochs completed by a trial that ran to the end."""
-        return self.fidelity.finetune_epochs
+        """The last fidelity step of a trial that runs to the end: its validation-subset steps, the
+        whole split, then one step per fine-tuning epoch (steps count from 0)."""
+        return len(self.fidelity.validation_examples) + self.fidelity.finetune_epochs

@@ -1,9 +1,11 @@
 """The Ray Tune trainable of one trial: inherit a sub-network, measure it, fine-tune it rung by rung.
 
-Each report is one fidelity (fine-tuning epochs done, 0 = inherited weights after BatchNorm
-recalibration). A trial that reaches the last rung exports its model (TorchScript and ONNX, verified
-against PyTorch with ONNX Runtime) before its last report, so a model exists exactly for trials that
-ran to the end; its manifest also records the test-split accuracy, which no strategy ever sees.
+Each report is one fidelity step: the inherited weights (after BatchNorm recalibration) on each
+validation subset of ``fidelity.validation_examples`` (if any), then on the whole validation split,
+then after each fine-tuning epoch. A trial that reaches the last step exports its model (TorchScript
+and ONNX, verified against PyTorch with ONNX Runtime) before its last report, so a model exists
+exactly for trials that ran to the end; its manifest also records the test-split accuracy, which no
+strategy ever sees.
 
 Every report but the trial's last carries a small checkpoint (the sub-network's weights and
 BatchNorm statistics, the optimizer state, the random states and the measured costs), persisted by
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from ray import tune
 
@@ -79,40 +82,53 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
     if resumed is None:
         recalibrate_batchnorm(model, task.x_train)
         costs = measure_costs(model, task.input_shape).as_dict()
-        first_epoch = 0
-    else:  # a retry: the weights, BatchNorm statistics and costs are those of the checkpointed epoch
-        costs, first_epoch = resumed.costs, resumed.epoch + 1
+        first_step = 0
+    else:  # a retry: the weights, BatchNorm statistics and costs are those of the checkpointed step
+        costs, first_step = resumed.costs, resumed.epoch + 1
 
-    for epoch in range(first_epoch, spec.max_fidelity + 1):
-        if epoch > 0:
+    too_many = [n for n in spec.fidelity.validation_examples if n >= len(task.x_val)]
+    if too_many:
+        raise ValueError(
+            f"fidelity.validation_examples: {too_many[0]} is not below the {len(task.x_val)} validation "
+            f"examples of task {spec.task!r}"
+        )
+    subsets = np.random.default_rng(spec.seed).permutation(len(task.x_val))  # one shuffle for all trials
+    for step in range(first_step, spec.max_fidelity + 1):  # fidelity steps (see Fidelity)
+        if spec.fidelity.finetune_epoch(step) > 0:
             finetune_epoch(model, x_tune, y_tune, optimizer, settings["finetune_batch_size"], generator)
-        metrics = {"accuracy": accuracy(model, task.x_val, task.y_val), **costs}
-        last = epoch == spec.max_fidelity
+        size = spec.fidelity.validation_subset(step)
+        x_val, y_val = (
+            (task.x_val, task.y_val)
+            if size is None
+            else (task.x_val[subsets[:size]], task.y_val[subsets[:size]])
+        )
+        metrics = {"accuracy": accuracy(model, x_val, y_val), **costs}
+        last = step == spec.max_fidelity
         known = metrics if last else {k: v for k, v in costs.items() if k in COST_METRICS}
         infeasible = _violations(spec, known)
         artifact_dir = None
         if last and infeasible is None:
             out = trial_dir(job["artifacts_root"], job["search_id"], number)
             test_accuracy = accuracy(model, task.x_test, task.y_test)
-            manifest = _manifest(spec, job, number, arch, params_config, settings, metrics, epoch, task)
+            manifest = _manifest(spec, job, number, arch, params_config, settings, metrics, step, task)
             manifest["test_accuracy"] = test_accuracy
             export_subnet(
                 model, out, manifest, input_shape=task.input_shape, verify_inputs=task.x_val[:VERIFY_EXAMPLES]
             )
             artifact_dir = str(out)
-        report = {"number": number, "fidelity": epoch, **metrics, "artifact_dir": artifact_dir}
+        report = {"number": number, "fidelity": step, **metrics, "artifact_dir": artifact_dir}
         report |= {"infeasible": infeasible} if infeasible else {}
         if last or infeasible:  # the trial ends with this report: nothing to resume
             tune.report(report)
             return
         with tempfile.TemporaryDirectory(prefix="supernas-trial-") as directory:
-            _save(Path(directory), _TrialState(epoch, costs), model, optimizer, generator)
+            _save(Path(directory), _TrialState(step, costs), model, optimizer, generator)
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))  # copied to storage
 
 
 @dataclass(frozen=True)
 class _TrialState:
-    epoch: int  # the last epoch done (0: inherited weights, BatchNorm recalibrated)
+    epoch: int  # the last fidelity step done (0: inherited weights, BatchNorm recalibrated)
     costs: dict[str, Any]
 
 
@@ -180,7 +196,7 @@ def _manifest(
         "input_shape": [1, *task.input_shape],
         "num_classes": task.num_classes,
         "preprocessing": task.preprocessing,
-        "fidelity": {"finetune_epochs": epoch, **settings},
+        "fidelity": {"finetune_epochs": spec.fidelity.finetune_epoch(epoch), **settings},
         "metrics": metrics,
         "metrics_split": "validation",
     }
