@@ -73,3 +73,9 @@ def test_unknown_names_are_rejected() -> None:
         main(["--problems", "nope", "--methods", "supernas-asha", "--seeds", "1", "--budget", "1"])
     with pytest.raises(SystemExit, match="unknown method"):
         main(["--problems", "branin-mf", "--methods", "nope", "--seeds", "1", "--budget", "1"])
+
+
+def test_report_summarises_a_written_result_again(tiny_run: tuple[dict, Path]) -> None:
+    doc, out = tiny_run
+    again = main(["--report", str(out)])
+    assert again["summary"] == json.loads(json.dumps(doc["summary"]))
