@@ -232,6 +232,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, help="JSON to write (default benchmarks/results/multifidelity.json)"
     )
+    parser.add_argument("--report", type=Path, help="print the table of (and re-plot) a JSON written before")
     args = parser.parse_args(argv)
     fill_defaults(args, DEFAULTS, QUICK)
     return args
