@@ -6,9 +6,9 @@ keep its latest checkpoint (the trainable checkpoints every report), and when a 
 scheduler chooses between resuming a paused trial (Tune restores the checkpoint and the trainable
 continues with the next epoch) and starting the next new trial. Each decision but a plain continue is
 handed to ``on_decision`` (the service stores it with the trial). Once ``max_steps`` reports were
-made, paused trials are stopped and none is resumed. A search resumed after a crash first replays
-the stored learning curves of its finished trials (``replay``), so that its rungs, its curve model
-and its step budget go on from where they were.
+made, paused and pending trials are stopped and none is resumed or started. A search resumed after
+a crash first replays the stored learning curves of its finished trials (``replay``), so that its
+rungs, its curve model and its step budget go on from where they were.
 """
 
 from __future__ import annotations
@@ -107,12 +107,16 @@ class TuneFidelityScheduler(DropsLiveHooksWhenPickled, FIFOScheduler):
         trials = tune_controller.get_trials()
         pending = next((t for t in trials if t.status == Trial.PENDING), None)
         paused = {_number(t): t for t in trials if t.status == Trial.PAUSED}
-        if paused and self.budget_spent():
-            for number, trial in paused.items():
-                self._tell(number, Decision(Action.STOP, number, None, BUDGET_SPENT))
+        if self.budget_spent():  # nothing runs again: paused and pending trials stop
+            waiting = {**paused, **({_number(pending): pending} if pending is not None else {})}
+            for number, trial in waiting.items():
+                self._tell(
+                    number,
+                    Decision(Action.STOP, number, self.scheduler.trials[number].fidelity, BUDGET_SPENT),
+                )
                 self.scheduler.end_trial(number)
                 tune_controller.stop_trial(trial)
-            paused = {}
+            return None
         situation = (pending.trial_id if pending is not None else None, tuple(sorted(paused)))
         if self._choice is None or self._choice[0] != situation:
             config = pending.config["params"] if pending is not None else None

@@ -18,6 +18,8 @@ from surrogates.schedulers.registry import SCHEDULERS
 pytestmark = pytest.mark.slow
 
 FINETUNE_EPOCHS = 3
+MAX_PARALLEL = 2
+MAX_STEPS = 16  # freeze_thaw: reports of all trials together
 SEARCH = {
     "task": "digits",
     "space": {
@@ -29,7 +31,7 @@ SEARCH = {
     },
     "objectives": [{"metric": "accuracy", "direction": "maximize"}],
     "hyperparameters": {"finetune_lr": {"type": "float", "low": 0.001, "high": 0.3, "log": True}},
-    "budget": {"max_trials": 8, "max_parallel": 2, "max_duration_s": 600},
+    "budget": {"max_trials": 8, "max_parallel": MAX_PARALLEL, "max_duration_s": 600},
     "supernet": {"epochs": 1, "batch_size": 64},
     "fidelity": {"finetune_epochs": FINETUNE_EPOCHS, "max_train_examples": 300},
     "seed": 5,
@@ -63,10 +65,19 @@ def _fidelities(trial: dict[str, Any]) -> list[float]:
 
 @pytest.mark.parametrize("scheduler", sorted(SCHEDULERS))
 def test_scheduler_runs_a_search_and_explains_its_decisions(client: httpx.Client, scheduler: str) -> None:
-    spec = SEARCH | {"name": f"via-{scheduler}", "scheduler": {"type": scheduler, "brackets": 2}}
-    search, trials = _run(client, spec)
+    options = {"type": scheduler, "brackets": 2} | (
+        {"max_steps": MAX_STEPS} if scheduler == "freeze_thaw" else {}
+    )
+    search, trials = _run(client, SEARCH | {"name": f"via-{scheduler}", "scheduler": options})
     assert search["state"] == "succeeded", search
-    assert len(trials) == 8
+    reports = sum(len(t["reports"]) for t in trials)
+    if scheduler == "freeze_thaw":  # the step budget ends it: at most a report more per running trial
+        assert 2 <= len(trials) <= 8 and MAX_STEPS <= reports <= MAX_STEPS + MAX_PARALLEL, (
+            len(trials),
+            reports,
+        )
+    else:
+        assert len(trials) == 8
     assert {t["state"] for t in trials} <= {"succeeded", "pruned"}
     finished = [t for t in trials if t["state"] == "succeeded"]
     assert finished, "at least one trial reaches the last fidelity"
@@ -85,6 +96,7 @@ def test_scheduler_runs_a_search_and_explains_its_decisions(client: httpx.Client
             t for t in trials if [d["action"] for d in t["decisions"]][:2] == ["pause", "resume"]
         ]
         assert paused_then_resumed, "freeze-thaw pauses trials and resumes them later"
+        assert any("step budget" in d["reason"] for d in decisions if d["action"] == "stop")
         resumes = [d for d in decisions if d["action"] == "resume"]
         assert all(d["predicted"]["std"] > 0 and 0 <= d["acquisition"] <= 1 for d in resumes)
     else:
