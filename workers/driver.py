@@ -70,7 +70,7 @@ class SearchOutcome:
 
 def _scheduler(spec: SearchSpec, on_decision: OnDecision) -> TrialScheduler:
     """Tune's FIFO scheduler, or a supernas scheduler (``surrogates.schedulers``) behind Tune's interface."""
-    steps = spec.max_fidelity + 1  # reports per trial: inherited weights, then each fine-tuning epoch
+    steps = spec.max_fidelity + 1  # reports of a full trial: one per fidelity step (see Fidelity)
     if spec.scheduler.type == "fifo" or steps == 1:
         return FIFOScheduler()
     problem = SchedulingProblem(

@@ -71,10 +71,9 @@ class _Control:
         return self._budget
 
 
-def test_paused_trials_do_not_hold_a_worker() -> None:
+def _searcher(max_parallel: int, **hooks: Any) -> StrategySearcher:
     space = ParamSpace([Float("lr", 0.001, 0.1, True)])
-    paused: set[str] = set()
-    searcher = StrategySearcher(
+    return StrategySearcher(
         RandomStrategy(SearchProblem(space, ()), seed=0),
         history=[],
         first_number=0,
@@ -82,9 +81,14 @@ def test_paused_trials_do_not_hold_a_worker() -> None:
         metric="accuracy",
         mode="max",
         on_suggest=lambda *args: None,
-        control=_Control(max_parallel=2),
-        paused_trial_ids=lambda: set(paused),
+        control=_Control(max_parallel=max_parallel),
+        **hooks,
     )
+
+
+def test_paused_trials_do_not_hold_a_worker() -> None:
+    paused: set[str] = set()
+    searcher = _searcher(max_parallel=2, paused_trial_ids=lambda: set(paused))
     assert searcher.suggest("a") is not None and searcher.suggest("b") is not None
     assert searcher.suggest("c") is None  # two run: max_parallel
     paused.add("a")
@@ -131,19 +135,8 @@ def test_the_last_report_reaches_the_scheduler_and_ends_the_trial() -> None:
 
 
 def test_no_trial_starts_once_the_schedulers_step_budget_is_spent() -> None:
-    space = ParamSpace([Float("lr", 0.001, 0.1, True)])
     spent = {"value": False}
-    searcher = StrategySearcher(
-        RandomStrategy(SearchProblem(space, ()), seed=0),
-        history=[],
-        first_number=0,
-        max_fidelity=3,
-        metric="accuracy",
-        mode="max",
-        on_suggest=lambda *args: None,
-        control=_Control(max_parallel=4),
-        scheduler_done=lambda: spent["value"],
-    )
+    searcher = _searcher(max_parallel=4, scheduler_done=lambda: spent["value"])
     assert isinstance(searcher.suggest("a"), dict)
     spent["value"] = True
     assert searcher.suggest("b") == StrategySearcher.FINISHED
