@@ -76,10 +76,10 @@ class AshaScheduler(FidelityScheduler):
             ok = passes_single(earlier[:, 0], float(costs[0]), self.eta)
             verdict = f"{'within' if ok else 'outside'} the best 1/{self.eta:g} at {where}"
         else:
-            ok, place, kept = passes_multi(earlier, costs, self.eta)
+            ok, front, ahead, kept = passes_multi(earlier, costs, self.eta)
             verdict = (
-                f"place {place + 1} by Pareto rank and hypervolume contribution at {where}; "
-                f"the best {kept} go on"
+                f"on Pareto front {front + 1} ({ahead} trials on better fronts; ties by hypervolume "
+                f"contribution) at {where}; the best {kept} go on"
             )
         action = Action.PROMOTE if ok else Action.STOP
         return Decision(action, trial, fidelity, f"{'promoted' if ok else 'stopped'}: {verdict}", rung=k)

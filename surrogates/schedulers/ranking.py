@@ -68,12 +68,22 @@ def order_multi(costs: np.ndarray) -> np.ndarray:
     return np.lexsort((tiebreak, ranks))
 
 
-def passes_multi(recorded: np.ndarray, cost: np.ndarray, eta: float) -> tuple[bool, int, int]:
-    """MO-ASHA: (goes on, its place from 0, places that go on) among ``recorded`` (N, M) and it."""
+def passes_multi(recorded: np.ndarray, cost: np.ndarray, eta: float) -> tuple[bool, int, int, int]:
+    """MO-ASHA among ``recorded`` (N, M) and ``cost`` (M,): (goes on, its Pareto front from 0, trials
+    on better fronts, places that go on). Hypervolume contributions are computed only for its front,
+    and only when the cut falls inside it."""
     recorded = np.asarray(recorded, dtype=np.float64).reshape(-1, len(cost))
     if len(recorded) == 0:
-        return True, 0, 1
+        return True, 0, 0, 1
     pool = np.vstack([recorded, cost])
     kept = max(1, math.ceil(len(pool) / eta))
-    place = int(np.flatnonzero(order_multi(pool) == len(pool) - 1)[0])
-    return place < kept and bool(np.all(np.isfinite(cost))), place, kept
+    if not np.all(np.isfinite(cost)):
+        return False, len(pool), len(recorded), kept
+    ranks = pareto_ranks(pool)
+    ahead = int(np.sum(ranks < ranks[-1]))  # trials on better fronts
+    front = np.flatnonzero(ranks == ranks[-1])
+    if ahead >= kept or ahead + len(front) <= kept:
+        return ahead < kept, int(ranks[-1]), ahead, kept
+    order = np.argsort(-hypervolume_contributions(pool[front]), kind="stable")  # the cut is in its front
+    place = ahead + int(np.flatnonzero(front[order] == len(pool) - 1)[0])
+    return place < kept, int(ranks[-1]), ahead, kept

@@ -164,3 +164,12 @@ def test_bad_settings_and_unknown_names_are_rejected() -> None:
         SchedulingProblem(("a", "b"), (Direction.MINIMIZE,), 3)
     with pytest.raises(KeyError, match="never added"):
         make_scheduler("asha", problem, SchedulerSettings()).report(7, 1, {"val_loss": 1.0})
+
+
+def test_multi_objective_rule_agrees_with_the_full_ordering() -> None:
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        pool = rng.uniform(size=(int(rng.integers(2, 30)), int(rng.integers(2, 4))))  # (N, M)
+        ok, _, _, kept = passes_multi(pool[:-1], pool[-1], 3.0)
+        full_place = int(np.flatnonzero(order_multi(pool) == len(pool) - 1)[0])
+        assert ok == (full_place < kept)
