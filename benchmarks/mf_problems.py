@@ -24,7 +24,7 @@ import torch
 
 from search_spaces.params import Float, Integer, ParamSpace
 from supernas.objectives import Direction
-from surrogates.schedulers.simulation import ROW, CurveTable
+from surrogates.schedulers.simulation import CurveTable
 
 DATA = Path(__file__).resolve().parent / "data"
 EPOCHS = 30
@@ -121,7 +121,3 @@ def load_problem(name: str) -> MFProblem:
     if name in NOISE:
         return _synthetic(name)
     raise ValueError(f"unknown problem {name!r}; known: {list(PROBLEMS)}")
-
-
-def row_of(config: dict[str, Any]) -> int:
-    return int(config[ROW])

@@ -82,13 +82,9 @@ class MobsterScheduler(AshaScheduler):
 
     def _points(self, observed: list[int], rng: np.random.Generator) -> list[tuple[int, int, np.ndarray]]:
         """(trial, fidelity, costs) reports, at most ``MAX_POINTS``: each trial's latest, then a sample."""
-        latest = [(t, f, self.trials[t].costs[f]) for t in observed for f in [max(self.trials[t].costs)]]
-        earlier = [
-            (t, f, c)
-            for t in observed
-            for f, c in self.trials[t].costs.items()
-            if f != max(self.trials[t].costs)
-        ]
+        curves = [(t, self.trials[t]) for t in observed]
+        latest = [(t, curve.fidelity, curve.costs[curve.fidelity]) for t, curve in curves]
+        earlier = [(t, f, c) for t, curve in curves for f, c in curve.costs.items() if f != curve.fidelity]
         room = max(MAX_POINTS - len(latest), 0)
         if len(latest) > MAX_POINTS:
             latest = [latest[i] for i in sorted(rng.choice(len(latest), MAX_POINTS, replace=False))]

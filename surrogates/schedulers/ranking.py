@@ -56,18 +56,6 @@ def hypervolume_contributions(costs: np.ndarray) -> np.ndarray:
     return np.array([total - hypervolume(np.delete(scaled, i, axis=0), reference) for i in range(len(costs))])
 
 
-def order_multi(costs: np.ndarray) -> np.ndarray:
-    """Indices of ``costs`` (N, M) from best to worst: by front, then by hypervolume contribution."""
-    costs = np.asarray(costs, dtype=np.float64)
-    ranks = pareto_ranks(costs)
-    tiebreak = np.zeros(len(costs))
-    for level in np.unique(ranks[ranks < len(costs)]):
-        members = np.flatnonzero(ranks == level)
-        if members.size > 1:
-            tiebreak[members] = -hypervolume_contributions(costs[members])
-    return np.lexsort((tiebreak, ranks))
-
-
 def passes_multi(recorded: np.ndarray, cost: np.ndarray, eta: float) -> tuple[bool, int, int, int]:
     """MO-ASHA among ``recorded`` (N, M) and ``cost`` (M,): (goes on, its Pareto front from 0, trials
     on better fronts, places that go on). Hypervolume contributions are computed only for its front,

@@ -4,15 +4,21 @@ with the tests' defaults (2 Ray CPUs, a fast dispatcher, auth off unless ``extra
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from service.launcher import ServerProcess, free_port
 from service.launcher import running_service as launch_service
 
 ServiceHandle = ServerProcess
-__all__ = ["ServiceHandle", "free_port", "running_service"]
+__all__ = ["ServiceHandle", "free_port", "running_service", "wait_until_ended"]
+
+ENDED = {"succeeded", "failed", "canceled"}
 
 
 @contextmanager
@@ -37,3 +43,13 @@ def running_service(
     env |= extra_env or {}
     with launch_service(data_dir, env, startup_timeout_s=startup_timeout_s) as handle:
         yield handle
+
+
+def wait_until_ended(client: httpx.Client, search_id: str, timeout_s: float) -> dict[str, Any]:
+    """Poll the search every half second until it has ended; fail with its last state after
+    ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while (search := client.get(f"/api/v1/searches/{search_id}").json())["state"] not in ENDED:
+        assert time.monotonic() < deadline, search
+        time.sleep(0.5)
+    return search

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_process import free_port, running_service
+from service_process import free_port, running_service, wait_until_ended
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -57,7 +57,6 @@ SEARCH = {
     "fidelity": {"finetune_epochs": 1, "max_train_examples": 300},
     "seed": 0,
 }
-TERMINAL = {"succeeded", "failed", "canceled"}
 
 
 @dataclass(frozen=True)
@@ -207,16 +206,6 @@ def cluster() -> Iterator[Cluster]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _wait(client: httpx.Client, search_id: str, timeout_s: float) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        search = client.get(f"/api/v1/searches/{search_id}").json()
-        if search["state"] in TERMINAL:
-            return search
-        time.sleep(0.5)
-    raise AssertionError(f"timed out; last state: {search}")
-
-
 def _trial_nodes(artifacts: Path) -> dict[int, set[str]]:
     """Trial number -> node IPs, from the results Ray Tune writes for each trial."""
     nodes: dict[int, set[str]] = {}
@@ -247,7 +236,7 @@ def test_search_runs_on_a_two_node_ray_cluster(cluster: Cluster, tmp_path: Path)
         created = client.post("/api/v1/searches", json=SEARCH)
         assert created.status_code == 201, created.text
         search_id = created.json()["id"]
-        final = _wait(client, search_id, timeout_s=240)
+        final = wait_until_ended(client, search_id, timeout_s=240)
         logs = f"\nservice log:\n{service.log()[-4000:]}\n" + "\n".join(n.log() for n in cluster.nodes)
         assert final["state"] == "succeeded", f"{final}{logs}"
         trials = client.get(f"/api/v1/searches/{search_id}/trials", params={"page_size": 100}).json()["items"]

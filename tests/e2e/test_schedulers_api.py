@@ -5,13 +5,12 @@ on its trial with the reason.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from service_process import running_service
+from service_process import running_service, wait_until_ended
 
 from surrogates.schedulers.registry import SCHEDULERS
 
@@ -36,7 +35,6 @@ SEARCH = {
     "fidelity": {"finetune_epochs": FINETUNE_EPOCHS, "max_train_examples": 300},
     "seed": 5,
 }
-TERMINAL = {"succeeded", "failed", "canceled"}
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +48,7 @@ def _run(client: httpx.Client, spec: dict[str, Any]) -> tuple[dict[str, Any], li
     created = client.post("/api/v1/searches", json=spec)
     assert created.status_code == 201, created.text
     search_id = created.json()["id"]
-    deadline = time.monotonic() + 400
-    while (search := client.get(f"/api/v1/searches/{search_id}").json())["state"] not in TERMINAL:
-        assert time.monotonic() < deadline, search
-        time.sleep(0.5)
+    search = wait_until_ended(client, search_id, timeout_s=400)
     listing = client.get(f"/api/v1/searches/{search_id}/trials", params={"page_size": 100}).json()["items"]
     trials = [client.get(f"/api/v1/searches/{search_id}/trials/{t['number']}").json() for t in listing]
     return search, trials

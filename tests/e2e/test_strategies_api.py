@@ -9,12 +9,11 @@ front, and that each trial shows what its strategy predicted.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from service_process import running_service
+from service_process import running_service, wait_until_ended
 
 from surrogates.registry import STRATEGIES
 
@@ -60,14 +59,7 @@ def test_strategy_runs_a_constrained_search_through_the_api(client: httpx.Client
     created = client.post("/api/v1/searches", json=SEARCH | {"name": f"via-{strategy}", "strategy": strategy})
     assert created.status_code == 201, created.text
     search_id = created.json()["id"]
-    deadline = time.monotonic() + 300
-    while (search := client.get(f"/api/v1/searches/{search_id}").json())["state"] not in {
-        "succeeded",
-        "failed",
-        "canceled",
-    }:
-        assert time.monotonic() < deadline, search
-        time.sleep(0.5)
+    search = wait_until_ended(client, search_id, timeout_s=300)
     assert search["state"] == "succeeded", search
 
     trials = client.get(f"/api/v1/searches/{search_id}/trials", params={"page_size": 100}).json()["items"]

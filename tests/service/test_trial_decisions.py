@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from fastapi.testclient import TestClient
+from running_trials import running_trial, storage_of
 from sqlalchemy import DateTime, bindparam, text
 
 from service.dispatch import StorageListener
@@ -44,23 +45,12 @@ RETRY = {"at": "2026-11-01T10:30:00+00:00", "reason": "worker lost", "attempt": 
 RESUME = {"action": "resume", "fidelity": 3, "reason": "freeze-thaw: now the best to thaw", "rung": None}
 
 
-def _storage(client: TestClient) -> Storage:
-    return client.app.state.storage  # type: ignore[attr-defined]
-
-
 def _running_trial(client: TestClient, number: int = 0) -> str:
-    created = client.post("/api/v1/searches", json=SPEC)
-    assert created.status_code == 201, created.text
-    search_id = created.json()["id"]
-    storage = _storage(client)
-    storage.create_trial(search_id, number, {"depth_s0": 1})
-    storage.mark_trial_running(search_id, number)
-    storage.record_trial_report(search_id, number, 1, 1.0, {"accuracy": 0.5})
-    return search_id
+    return running_trial(client, SPEC, number, fidelity=1.0)
 
 
 def test_decisions_are_appended_in_order_and_pause_and_resume_move_the_trial(client: TestClient) -> None:
-    storage = _storage(client)
+    storage = storage_of(client)
     search_id = _running_trial(client)
     started_at = storage.get_trial(search_id, 0).started_at
     assert storage.get_trial(search_id, 0).decisions == ()
@@ -94,7 +84,7 @@ def test_decisions_are_appended_in_order_and_pause_and_resume_move_the_trial(cli
 
 
 def test_a_paused_trial_is_unfinished(client: TestClient) -> None:
-    storage = _storage(client)
+    storage = storage_of(client)
     search_id = _running_trial(client)
     storage.create_trial(search_id, 1, {"depth_s0": 2})
     storage.create_trial(search_id, 2, {"depth_s0": 3})
@@ -127,7 +117,7 @@ def test_a_paused_trial_is_unfinished(client: TestClient) -> None:
 
 
 def test_a_restart_loses_paused_trials_like_running_ones(client: TestClient) -> None:
-    storage = _storage(client)
+    storage = storage_of(client)
     search_id = _running_trial(client)
     assert storage.claim_next_queued_search().id == search_id
     storage.create_trial(search_id, 1, {"depth_s0": 2})
@@ -143,7 +133,7 @@ def test_a_restart_loses_paused_trials_like_running_ones(client: TestClient) -> 
 
 
 def test_a_decision_about_a_finished_trial_is_history_only(client: TestClient) -> None:
-    storage = _storage(client)
+    storage = storage_of(client)
     search_id = _running_trial(client)
     done = storage.finish_trial(search_id, 0, TrialState.SUCCEEDED, "completed", None, {"accuracy": 0.7})
     for decision in (PAUSE, RESUME, {"action": "stop", "fidelity": 2, "reason": "late"}):
@@ -161,7 +151,7 @@ def test_a_decision_about_a_finished_trial_is_history_only(client: TestClient) -
 
 
 def test_the_driver_listener_records_a_decision(client: TestClient, tmp_path: Path) -> None:
-    storage = _storage(client)
+    storage = storage_of(client)
     search_id = _running_trial(client, number=3)
     listener = StorageListener(storage, search_id, tmp_path)
     listener.trial_decided(3, PAUSE)
@@ -173,7 +163,7 @@ def test_the_driver_listener_records_a_decision(client: TestClient, tmp_path: Pa
 
 
 def test_the_api_shows_decisions_on_the_trial_its_listing_and_the_change_feed(client: TestClient) -> None:
-    storage = _storage(client)
+    storage = storage_of(client)
     search_id = _running_trial(client)
     storage.create_trial(search_id, 1, {"depth_s0": 2})
     base = f"/api/v1/searches/{search_id}"

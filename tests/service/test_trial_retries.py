@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from running_trials import running_trial, storage_of
 
 from service.dispatch import StorageListener
-from service.storage import Storage
 from supernas.errors import NotFoundError
 from supernas.states import TrialState
 
@@ -26,23 +26,12 @@ SPEC = {
 LOST = "worker lost: The actor died unexpectedly before finishing this task."
 
 
-def _storage(client: TestClient) -> Storage:
-    return client.app.state.storage  # type: ignore[attr-defined]
-
-
 def _running_trial(client: TestClient, number: int = 0) -> str:
-    created = client.post("/api/v1/searches", json=SPEC)
-    assert created.status_code == 201, created.text
-    search_id = created.json()["id"]
-    storage = _storage(client)
-    storage.create_trial(search_id, number, {"depth_s0": 1})
-    storage.mark_trial_running(search_id, number)
-    storage.record_trial_report(search_id, number, 1, 0.0, {"accuracy": 0.5})
-    return search_id
+    return running_trial(client, SPEC, number, fidelity=0.0)
 
 
 def test_retries_are_appended_in_order_and_the_trial_keeps_running(client: TestClient) -> None:
-    storage = _storage(client)
+    storage = storage_of(client)
     search_id = _running_trial(client)
     assert storage.get_trial(search_id, 0).retries == ()
 
@@ -70,7 +59,7 @@ def test_retries_are_appended_in_order_and_the_trial_keeps_running(client: TestC
 
 
 def test_the_driver_listener_records_a_retry(client: TestClient, tmp_path: Path) -> None:
-    storage = _storage(client)
+    storage = storage_of(client)
     search_id = _running_trial(client, number=3)
     listener = StorageListener(storage, search_id, tmp_path)
     listener.trial_retried(3, 1, LOST)
@@ -79,7 +68,7 @@ def test_the_driver_listener_records_a_retry(client: TestClient, tmp_path: Path)
 
 
 def test_the_api_shows_retries_on_the_trial_its_listing_and_the_change_feed(client: TestClient) -> None:
-    storage = _storage(client)
+    storage = storage_of(client)
     search_id = _running_trial(client)
     storage.create_trial(search_id, 1, {"depth_s0": 2})
     base = f"/api/v1/searches/{search_id}"

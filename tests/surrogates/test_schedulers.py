@@ -12,7 +12,12 @@ from search_spaces.params import Float, ParamSpace
 from supernas.objectives import Direction
 from surrogates.schedulers.base import Action, SchedulerSettings, SchedulingProblem
 from surrogates.schedulers.freeze_thaw import FreezeThawScheduler
-from surrogates.schedulers.ranking import order_multi, passes_multi, passes_single
+from surrogates.schedulers.ranking import (
+    hypervolume_contributions,
+    pareto_ranks,
+    passes_multi,
+    passes_single,
+)
 from surrogates.schedulers.registry import SCHEDULERS, make_scheduler
 from surrogates.schedulers.simulation import CurveTable, RowSampler, SchedulerPolicy, simulate
 
@@ -95,6 +100,18 @@ def test_single_objective_rule_is_the_percentile_cutoff() -> None:
     assert passes_single(np.array([1.0, 2.0, 3.0]), 1.5, 2.0)
     assert not passes_single(np.array([1.0, 2.0, 3.0]), 2.5, 2.0)
     assert not passes_single(np.array([1.0]), float("inf"), 2.0)
+
+
+def order_multi(costs: np.ndarray) -> np.ndarray:
+    """The reference ordering MO-ASHA follows: every row (N, M) from best to worst, by front, then by
+    hypervolume contribution within each front."""
+    ranks = pareto_ranks(costs)
+    tiebreak = np.zeros(len(costs))
+    for level in np.unique(ranks[ranks < len(costs)]):
+        members = np.flatnonzero(ranks == level)
+        if members.size > 1:
+            tiebreak[members] = -hypervolume_contributions(costs[members])
+    return np.lexsort((tiebreak, ranks))
 
 
 def test_multi_objective_rule_ranks_by_front_then_hypervolume_contribution() -> None:

@@ -80,9 +80,16 @@ def supernet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(
-    supernet_dir: Path, root: Path, optimizer: str, fake: _FakeTune, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    spec = SearchSpec.model_validate(SPEC)
+    supernet_dir: Path,
+    root: Path,
+    optimizer: str,
+    fake: _FakeTune,
+    monkeypatch: pytest.MonkeyPatch,
+    spec_dict: dict[str, Any] = SPEC,
+    number: int = 4,
+) -> dict[str, Any]:
+    """Run the largest sub-network's trial in-process against ``fake``; returns its params."""
+    spec = SearchSpec.model_validate(spec_dict)
     params = spec.arch_space.config_from_arch(spec.arch_space.largest()) | {"finetune_optimizer": optimizer}
     job = {
         "spec": spec.model_dump(mode="json"),
@@ -92,7 +99,8 @@ def _run(
         "supernet_id": None,
     }
     monkeypatch.setattr(trial_module, "tune", fake)
-    evaluate_subnet({"number": 4, "params": params}, job)
+    evaluate_subnet({"number": number, "params": params}, job)
+    return params
 
 
 def _logits(root: Path) -> torch.Tensor:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 from test_trial_checkpoints import SPEC, _Crash, _FakeTune
+from test_trial_checkpoints import _run as run_trial
 
 import workers.trial as trial_module
 from search_spaces.spec import SearchSpec
@@ -33,18 +34,7 @@ def supernet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(supernet_dir: Path, root: Path, fake: _FakeTune, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    spec = SearchSpec.model_validate(VALIDATION_SPEC)
-    params = spec.arch_space.config_from_arch(spec.arch_space.largest()) | {"finetune_optimizer": "sgd"}
-    job = {
-        "spec": spec.model_dump(mode="json"),
-        "search_id": "s",
-        "artifacts_root": str(root),
-        "supernet_dir": str(supernet_dir),
-        "supernet_id": None,
-    }
-    monkeypatch.setattr(trial_module, "tune", fake)
-    trial_module.evaluate_subnet({"number": 1, "params": params}, job)
-    return params
+    return run_trial(supernet_dir, root, "sgd", fake, monkeypatch, VALIDATION_SPEC, number=1)
 
 
 def test_steps_are_subsets_then_the_whole_split_then_epochs(
@@ -86,10 +76,5 @@ def test_a_subset_as_large_as_the_split_is_a_clear_error(
     supernet_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     too_large = VALIDATION_SPEC | {"fidelity": {"finetune_epochs": 0, "validation_examples": [40, 5000]}}
-    monkeypatch.setattr(trial_module, "tune", _FakeTune(tmp_path))
-    spec = SearchSpec.model_validate(too_large)
-    job = {"spec": spec.model_dump(mode="json"), "search_id": "s", "artifacts_root": str(tmp_path)}
-    job |= {"supernet_dir": str(supernet_dir), "supernet_id": None}
-    params = spec.arch_space.config_from_arch(spec.arch_space.largest()) | {"finetune_optimizer": "sgd"}
     with pytest.raises(ValueError, match="5000 is not below the 359 validation examples of task 'digits'"):
-        trial_module.evaluate_subnet({"number": 2, "params": params}, job)
+        run_trial(supernet_dir, tmp_path, "sgd", _FakeTune(tmp_path), monkeypatch, too_large, number=2)
