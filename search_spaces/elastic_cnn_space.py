@@ -20,6 +20,7 @@ from pydantic import Field, PositiveInt, field_validator
 
 from search_spaces.family import ArchSpace
 from search_spaces.params import Categorical, Condition, Param
+from search_spaces.quantization import QuantUnit
 from supernas.errors import InvalidInputError
 
 Blocks = tuple[tuple[int, ...], ...]
@@ -182,6 +183,26 @@ class ElasticCNNSpace(ArchSpace):
                 condition = None if len(needs) == len(self.depth) else Condition(f"depth_s{s}", needs)
                 params.append(Categorical(f"{prefix}_s{s}_b{b}", tuple(choices), True, condition))
         return params
+
+    def quant_units(self) -> list[QuantUnit]:
+        """The stem, every block (conditioned like its per-block genes) and the classifier."""
+        units = [QuantUnit("stem")]
+        for s in range(self.num_stages):
+            for b in range(max(self.depth)):
+                needs = tuple(d for d in self.depth if d > b)
+                condition = None if len(needs) == len(self.depth) else Condition(f"depth_s{s}", needs)
+                units.append(QuantUnit(f"s{s}_b{b}", condition))
+        return [*units, QuantUnit("head")]
+
+    def quant_unit_scopes(self, arch: CNNArch) -> dict[str, str]:
+        """``s{s}_b{b}`` is ``blocks.{i}`` of ``SubnetCNN``, counting the active blocks in order."""
+        scopes = {"stem": "stem"}
+        index = 0
+        for s, depth in enumerate(arch.depth):
+            for b in range(depth):
+                scopes[f"s{s}_b{b}"] = f"blocks.{index}"
+                index += 1
+        return {**scopes, "head": "head"}
 
     # --- architectures -------------------------------------------------------------------------
 

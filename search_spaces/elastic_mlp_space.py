@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 
 from search_spaces.family import ArchSpace
 from search_spaces.params import Categorical, Condition, Param
+from search_spaces.quantization import QuantUnit
 from supernas.errors import InvalidInputError
 
 Activation = Literal["relu", "gelu", "silu", "tanh"]
@@ -116,6 +117,20 @@ class ElasticMLPSpace(ArchSpace):
         config.update({f"width_l{i}": w for i, w in enumerate(arch.widths)})
         config["activation"] = arch.activation
         return config
+
+    def quant_units(self) -> list[QuantUnit]:
+        """Every hidden layer (conditioned on ``depth``) and the classifier."""
+        units = []
+        for i in range(max(self.depth)):
+            needs = tuple(d for d in self.depth if d > i)
+            condition = None if len(needs) == len(self.depth) else Condition("depth", needs)
+            units.append(QuantUnit(f"l{i}", condition))
+        return [*units, QuantUnit("head")]
+
+    def quant_unit_scopes(self, arch: MLPArch) -> dict[str, str]:
+        """``SubnetMLP`` is a Sequential: flatten, then (linear, activation) per layer, then the head."""
+        layers = {f"l{i}": str(1 + 2 * i) for i in range(arch.depth)}
+        return {**layers, "head": str(1 + 2 * arch.depth)}
 
     def largest(self) -> MLPArch:
         depth = max(self.depth)

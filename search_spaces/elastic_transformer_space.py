@@ -22,6 +22,7 @@ from pydantic import Field, PositiveInt, field_validator
 
 from search_spaces.family import ArchSpace
 from search_spaces.params import Categorical, Condition, Param
+from search_spaces.quantization import QuantUnit
 from supernas.errors import InvalidInputError
 
 MAX_LAYERS = 24
@@ -173,6 +174,19 @@ class ElasticTransformerSpace(ArchSpace):
         config["num_heads"] = arch.heads[0]
         config["mlp_ratio"] = arch.mlp_ratios[0]
         return config
+
+    def quant_units(self) -> list[QuantUnit]:
+        """The input embedding, every encoder layer (conditioned on ``num_layers``) and the classifier."""
+        units = [QuantUnit("embed")]
+        for i in range(max(self.num_layers)):
+            needs = tuple(n for n in self.num_layers if n > i)
+            condition = None if len(needs) == len(self.num_layers) else Condition("num_layers", needs)
+            units.append(QuantUnit(f"l{i}", condition))
+        return [*units, QuantUnit("head")]
+
+    def quant_unit_scopes(self, arch: TransformerArch) -> dict[str, str]:
+        layers = {f"l{i}": f"layers.{i}" for i in range(arch.num_layers)}
+        return {"embed": "embed", **layers, "head": "head"}
 
     def largest(self) -> TransformerArch:
         return TransformerArch.uniform(

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from search_spaces.params import Param, ParamSpace
+from search_spaces.quantization import QuantUnit
 
 if TYPE_CHECKING:
     from search_spaces.supernet import Supernet
@@ -56,6 +57,14 @@ class ArchSpace(BaseModel, ABC):
 
     @abstractmethod
     def smallest(self) -> Any: ...
+
+    def quant_units(self) -> list[QuantUnit]:
+        """The units (blocks or layers) whose precision a search may choose; none by default."""
+        return []
+
+    def quant_unit_scopes(self, arch: Any) -> dict[str, str]:
+        """Each active unit of ``arch`` -> the module path of its layers in the extracted sub-network."""
+        return {}
 
     @property
     def size(self) -> int | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -24,6 +25,7 @@ from pydantic import (
 from search_spaces.families import parse_space
 from search_spaces.family import ArchSpace
 from search_spaces.params import Categorical, Float, Integer, Param, ParamSpace
+from search_spaces.quantization import Policy, Quantization, policy_from_config
 from supernas.objectives import Direction, Metric, is_finite_number
 
 
@@ -194,13 +196,40 @@ class Fidelity(_Strict):
             raise ValueError("validation_examples must be strictly ascending")
         return sizes
 
+
+@dataclass(frozen=True)
+class FidelitySteps:
+    """A trial's fidelity steps, counted from 0. The inherited weights take the first steps: the
+    validation subsets and calibration sets grow together (each list's last size is kept once it
+    runs out; after the validation subsets comes the whole split); then one step per fine-tuning
+    epoch."""
+
+    validation_examples: tuple[int, ...]
+    calibration_examples: tuple[int, ...]
+    finetune_epochs: int
+
+    @property
+    def inherited(self) -> int:
+        """Steps of the inherited weights (before any fine-tuning)."""
+        return max(len(self.validation_examples) + 1, len(self.calibration_examples))
+
+    @property
+    def last(self) -> int:
+        return self.inherited - 1 + self.finetune_epochs
+
     def validation_subset(self, step: int) -> int | None:
-        """The validation examples of fidelity ``step`` (None: the whole split)."""
+        """The validation examples of ``step`` (None: the whole split)."""
         return self.validation_examples[step] if step < len(self.validation_examples) else None
 
+    def calibration_size(self, step: int) -> int | None:
+        """The calibration examples of ``step`` (None when the search does not quantize)."""
+        if not self.calibration_examples:
+            return None
+        return self.calibration_examples[min(step, len(self.calibration_examples) - 1)]
+
     def finetune_epoch(self, step: int) -> int:
-        """Fine-tuning epochs done at fidelity ``step``."""
-        return max(step - len(self.validation_examples), 0)
+        """Fine-tuning epochs done at ``step``."""
+        return max(step - (self.inherited - 1), 0)
 
 
 class Scheduler(_Strict):
@@ -262,12 +291,22 @@ class SearchSpec(_Strict):
         default_factory=dict, description=f"Tuned per trial; names: {sorted(TUNABLE_HYPERPARAMETERS)}."
     )
     constraints: list[Constraint] = Field(default_factory=list, max_length=16)
+    quantization: Quantization | None = Field(
+        default=None,
+        description="Search the quantization policy jointly with the architecture (null: float models).",
+    )
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
 
     @field_validator("space", mode="before")
     @classmethod
     def _parse_space(cls, value: Any) -> ArchSpace | None:
         return None if value is None else parse_space(value)
+
+    @model_validator(mode="after")
+    def _quantizable_layers(self) -> SearchSpec:
+        if self.quantization is not None and self.space is not None:
+            self.quantization.check_units(self.space.quant_units(), self.space.family)
+        return self
 
     @model_validator(mode="after")
     def _space_or_supernet(self) -> SearchSpec:
@@ -328,11 +367,17 @@ class SearchSpec(_Strict):
     def param_space(self) -> ParamSpace:
         """Every parameter a strategy chooses: the family's architecture, then the hyperparameters."""
         params = self.arch_space.params()
+        if self.quantization is not None:
+            params += self.quantization.params(self.arch_space.quant_units())
         params += [_hyperparameter_param(n, spec) for n, spec in sorted(self.hyperparameters.items())]
         return ParamSpace(params)
 
     def arch_of(self, config: dict[str, Any]) -> Any:
         return self.arch_space.arch_from_config(config)
+
+    def policy_of(self, config: dict[str, Any]) -> Policy | None:
+        """The quantization policy of a trial's config (None when the search does not quantize)."""
+        return None if self.quantization is None else policy_from_config(config)
 
     def finetune_settings(self, config: dict[str, Any]) -> dict[str, Any]:
         """Fine-tuning settings of a trial: the spec's, overridden by the tuned hyperparameters."""
@@ -353,7 +398,14 @@ class SearchSpec(_Strict):
         return objectives
 
     @property
+    def steps(self) -> FidelitySteps:
+        """A trial's fidelity steps (see ``FidelitySteps``)."""
+        calibration = self.quantization.calibration_examples if self.quantization is not None else []
+        return FidelitySteps(
+            tuple(self.fidelity.validation_examples), tuple(calibration), self.fidelity.finetune_epochs
+        )
+
+    @property
     def max_fidelity(self) -> int:
-        """The last fidelity step of a trial that runs to the end: its validation-subset steps, the
-        whole split, then one step per fine-tuning epoch (steps count from 0)."""
-        return len(self.fidelity.validation_examples) + self.fidelity.finetune_epochs
+        """The last fidelity step of a trial that runs to the end (steps count from 0)."""
+        return self.steps.last

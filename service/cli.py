@@ -280,6 +280,7 @@ def stop(search_id: str, url: UrlOption = DEFAULT_URL) -> None:
 class ModelFormat(StrEnum):
     TORCHSCRIPT = "torchscript"
     ONNX = "onnx"
+    ONNX_QUANTIZED = "onnx-quantized"
 
 
 @app.command()
@@ -290,11 +291,16 @@ def download(
     ] = None,
     out: Annotated[Path, typer.Option(help="Directory to write the model and manifest to.")] = Path("."),
     model_format: Annotated[
-        ModelFormat, typer.Option("--format", help="torchscript or onnx (both verified at export).")
+        ModelFormat,
+        typer.Option(
+            "--format",
+            help="torchscript or onnx (both verified at export), or onnx-quantized (searches with "
+            "quantization: the real quantized model, for stock ONNX Runtime).",
+        ),
     ] = ModelFormat.TORCHSCRIPT,
     url: UrlOption = DEFAULT_URL,
 ) -> None:
-    """Download a sub-network as TorchScript or ONNX plus its manifest (sha256 verified)."""
+    """Download a sub-network as TorchScript, ONNX or quantized ONNX plus its manifest (sha256 verified)."""
     client = _client(url)
     try:
         number = trial if trial is not None else client.search(search_id)["best_trial"]

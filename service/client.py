@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+MODEL_SUFFIXES = {"torchscript": "torchscript.pt", "onnx": "onnx", "onnx-quantized": "quantized.onnx"}
+
 
 class ApiError(Exception):
     """A non-2xx answer; ``problem`` is the server's problem+json body."""
@@ -107,7 +109,8 @@ class SupernasClient:
     def download(
         self, search_id: str, number: int, out_dir: Path, model_format: str = "torchscript"
     ) -> tuple[Path, dict[str, Any]]:
-        """Download a trial's model (``torchscript`` or ``onnx``) and manifest; verifies the sha256."""
+        """Download a trial's model (``torchscript``, ``onnx`` or ``onnx-quantized``) and manifest;
+        verifies the sha256."""
         base = f"/api/v1/searches/{search_id}/trials/{number}/model"
         manifest = self._call("GET", base, params={"format": "manifest"}).json()
         payload = self._call("GET", base, params={"format": model_format}).content
@@ -116,7 +119,7 @@ class SupernasClient:
         if actual != expected:
             raise ApiError(502, {"detail": f"sha256 mismatch: manifest {expected}, downloaded {actual}"})
         out_dir.mkdir(parents=True, exist_ok=True)
-        model_path = out_dir / f"trial{number}.{'onnx' if model_format == 'onnx' else 'torchscript.pt'}"
+        model_path = out_dir / f"trial{number}.{MODEL_SUFFIXES[model_format]}"
         model_path.write_bytes(payload)
         (out_dir / f"trial{number}.manifest.json").write_text(json.dumps(manifest, indent=2))
         return model_path, manifest

@@ -36,6 +36,28 @@ def run_best_model(model_path: Path, manifest: dict[str, Any], count: int = 8) -
     )
 
 
+def run_quantized_model(model_path: Path, manifest: dict[str, Any]) -> None:
+    """Run the downloaded quantized ONNX model in stock ONNX Runtime on the test split."""
+    from workers.export import onnx_accuracy
+    from workers.tasks import load_task
+
+    task = load_task(manifest["task"])
+    accuracy = onnx_accuracy(model_path, task.x_test, task.y_test)
+    section = manifest["quantization"]
+    typer.echo(f"\nRan {model_path.name} (quantized, ONNX Runtime) on the held-out test split:")
+    typer.echo(f"  policy: {_policy_summary(section['policy'])}")
+    typer.echo(
+        f"  test accuracy: {accuracy:.4f} (validation accuracy of the real model: "
+        f"{section['real']['accuracy']:.4f}, its fake-quantized estimate: "
+        f"{section['fake_quant_accuracy']:.4f}); {section['real']['model_bytes']} bytes, "
+        f"{section['real']['latency_ms']:.3f} ms at batch 1"
+    )
+
+
+def _policy_summary(policy: dict[str, dict[str, str]]) -> str:
+    return ", ".join(f"{unit} w:{p['weights']}/a:{p['activations']}" for unit, p in policy.items())
+
+
 def run_demo(spec: dict[str, Any], data_dir: Path | None) -> None:
     from service.cli import print_pareto, watch
 
@@ -62,6 +84,10 @@ def run_demo(spec: dict[str, Any], data_dir: Path | None) -> None:
             path, manifest = client.download(search["id"], best, root / "download")
             typer.echo(f"\nDownloaded the best sub-network (trial {best}) to {path} (sha256 verified)")
             run_best_model(path, manifest)
+            if "onnx-quantized" in manifest["files"]:
+                path, manifest = client.download(search["id"], best, root / "download", "onnx-quantized")
+                typer.echo(f"\nDownloaded its quantized model to {path} (sha256 verified)")
+                run_quantized_model(path, manifest)
             typer.echo(f"\nDemo finished in {time.monotonic() - started:.0f} s.")
         except ApiError as error:
             typer.secho(f"error: {error}", fg="red", err=True)

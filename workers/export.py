@@ -38,6 +38,7 @@ from supernas.errors import SupernasError
 
 TORCHSCRIPT_FILE = "model.torchscript.pt"
 ONNX_FILE = "model.onnx"
+QUANTIZED_ONNX_FILE = "model.quantized.onnx"  # written by workers.trial_quantization
 MANIFEST_FILE = "manifest.json"
 ONNX_OPSET = 18
 ONNX_INPUT_NAME = "input"
@@ -169,6 +170,18 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> str:
             continue
         return name
     raise ExportError("ONNX export failed with every exporter; " + " | ".join(failures))
+
+
+def export_onnx(module: nn.Module, input_shape: tuple[int, ...], path: Path) -> str:
+    """Write ``module`` (eval mode) as ONNX with a dynamic batch dimension, unverified; returns the
+    exporter used. For measuring a model in ONNX Runtime; downloads go through ``export_subnet``."""
+    was_training = module.training
+    module.eval()
+    try:
+        example = torch.randn((EXAMPLE_BATCH, *input_shape), generator=torch.Generator().manual_seed(1))
+        return _export_onnx(module, example, path)
+    finally:
+        module.train(was_training)
 
 
 def _onnx_session(path: Path) -> Any:

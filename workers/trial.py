@@ -5,7 +5,9 @@ validation subset of ``fidelity.validation_examples`` (if any), then on the whol
 then after each fine-tuning epoch. A trial that reaches the last step exports its model (TorchScript
 and ONNX, verified against PyTorch with ONNX Runtime) before its last report, so a model exists
 exactly for trials that ran to the end; its manifest also records the test-split accuracy, which no
-strategy ever sees.
+strategy ever sees. A search with ``quantization`` measures each trial under its policy instead
+(``workers.trial_quantization``): costs in ONNX Runtime, a fake-quantized accuracy at each step, and at
+the end the real quantized model, whose accuracy and costs are the trial's last report.
 
 Every report but the trial's last carries a small checkpoint (the sub-network's weights and
 BatchNorm statistics, the optimizer state, the random states and the measured costs), persisted by
@@ -32,6 +34,7 @@ from workers.supernet_training import SupernetPaths, load_supernet
 from workers.task_source import load_task_data
 from workers.tasks import TaskData
 from workers.training import accuracy, finetune_epoch, recalibrate_batchnorm, training_subset
+from workers.trial_quantization import PolicyEvaluation
 
 VERIFY_EXAMPLES = 64
 CHECKPOINT_FILE = "trial_state.pt"
@@ -78,10 +81,14 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
     model = supernet.extract(arch)
     del supernet
     optimizer = _optimizer(model, settings)
+    quantization = PolicyEvaluation.of(spec, params_config, arch, task)
+    steps = spec.steps
     resumed = _restore(tune.get_checkpoint(), model, optimizer, generator)
     if resumed is None:
         recalibrate_batchnorm(model, task.x_train)
         costs = measure_costs(model, task.input_shape).as_dict()
+        if quantization is not None:  # the costs of the model as it will run
+            costs |= quantization.costs(model)
         first_step = 0
     else:  # a retry: the weights, BatchNorm statistics and costs are those of the checkpointed step
         costs, first_step = resumed.costs, resumed.epoch + 1
@@ -93,16 +100,19 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
             f"examples of task {spec.task!r}"
         )
     subsets = np.random.default_rng(spec.seed).permutation(len(task.x_val))  # one shuffle for all trials
-    for step in range(first_step, spec.max_fidelity + 1):  # fidelity steps (see Fidelity)
-        if spec.fidelity.finetune_epoch(step) > 0:
+    for step in range(first_step, spec.max_fidelity + 1):  # fidelity steps (see FidelitySteps)
+        if steps.finetune_epoch(step) > 0:
             finetune_epoch(model, x_tune, y_tune, optimizer, settings["finetune_batch_size"], generator)
-        size = spec.fidelity.validation_subset(step)
+        size = steps.validation_subset(step)
         x_val, y_val = (
             (task.x_val, task.y_val)
             if size is None
             else (task.x_val[subsets[:size]], task.y_val[subsets[:size]])
         )
-        metrics = {"accuracy": accuracy(model, x_val, y_val), **costs}
+        if quantization is None:
+            metrics = {"accuracy": accuracy(model, x_val, y_val), **costs}
+        else:  # the fake-quantized estimate, until the real model exists
+            metrics = {"accuracy": quantization.estimate(model, step, x_val, y_val), **costs}
         last = step == spec.max_fidelity
         known = metrics if last else {k: v for k, v in costs.items() if k in COST_METRICS}
         infeasible = _violations(spec, known)
@@ -115,7 +125,10 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
             export_subnet(
                 model, out, manifest, input_shape=task.input_shape, verify_inputs=task.x_val[:VERIFY_EXAMPLES]
             )
-            artifact_dir = str(out)
+            if quantization is not None:  # the real model's numbers replace the estimate's
+                metrics |= quantization.finish(out, metrics["accuracy"])
+                infeasible = _violations(spec, metrics)
+            artifact_dir = None if infeasible else str(out)
         report = {"number": number, "fidelity": step, **metrics, "artifact_dir": artifact_dir}
         report |= {"infeasible": infeasible} if infeasible else {}
         if last or infeasible:  # the trial ends with this report: nothing to resume
@@ -196,7 +209,7 @@ def _manifest(
         "input_shape": [1, *task.input_shape],
         "num_classes": task.num_classes,
         "preprocessing": task.preprocessing,
-        "fidelity": {"finetune_epochs": spec.fidelity.finetune_epoch(epoch), **settings},
+        "fidelity": {"finetune_epochs": spec.steps.finetune_epoch(epoch), **settings},
         "metrics": metrics,
         "metrics_split": "validation",
     }

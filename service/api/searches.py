@@ -43,7 +43,7 @@ from supernas.errors import (
 from supernas.objectives import Metric
 from supernas.records import SearchRecord, TrialRecord
 from supernas.states import TrialState
-from workers.export import MANIFEST_FILE, ONNX_FILE, TORCHSCRIPT_FILE
+from workers.export import MANIFEST_FILE, ONNX_FILE, QUANTIZED_ONNX_FILE, TORCHSCRIPT_FILE
 
 router = APIRouter(prefix="/api/v1/searches", tags=["searches"])
 
@@ -52,6 +52,7 @@ MAX_SPEC_BYTES = 1_000_000
 MODEL_FORMATS = {
     "torchscript": (TORCHSCRIPT_FILE, "application/octet-stream"),
     "onnx": (ONNX_FILE, "application/octet-stream"),
+    "onnx-quantized": (QUANTIZED_ONNX_FILE, "application/octet-stream"),
     "manifest": (MANIFEST_FILE, "application/json"),
 }
 
@@ -323,10 +324,12 @@ def download_model(
     search_id: str,
     number: int,
     request: Request,
-    format: Annotated[str, Query(pattern="^(torchscript|onnx|manifest)$")] = "torchscript",
+    format: Annotated[str, Query(pattern="^(torchscript|onnx|onnx-quantized|manifest)$")] = "torchscript",
 ) -> FileResponse:
     """The trial's sub-network as a standalone TorchScript or ONNX file (both verified against
-    PyTorch before being offered), or its JSON manifest."""
+    PyTorch before being offered), its quantized ONNX model (``onnx-quantized``, searches with
+    ``quantization`` whose policy quantizes some layer; it runs in stock ONNX Runtime), or its JSON
+    manifest (which holds the policy and the quantized model's measured numbers)."""
     trial = _storage(request).get_trial(owned_search(request, search_id).id, number)
     if trial.artifact_dir is None:
         why = trial.state_reason or "it has not finished"
