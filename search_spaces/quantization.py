@@ -107,8 +107,9 @@ class Quantization(BaseModel):
     )
     layers: dict[str, UnitChoices] = Field(
         default_factory=dict,
-        description="Per-unit overrides of the choices, by unit name (e.g. keep 'head' float); "
-        "see GET /api/v1/families for a family's units.",
+        description="Per-unit overrides of the choices, by unit name (e.g. keep 'head' float). Units: "
+        "elastic_cnn stem, s{stage}_b{block}, head; elastic_transformer embed, l{layer}, head; "
+        "elastic_mlp l{layer}, head.",
     )
     calibration_examples: list[PositiveInt] = Field(
         default=[DEFAULT_CALIBRATION_EXAMPLES],

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from harness import Dashboard, OfflineService
 from playwright.sync_api import expect
-from shapes import ACCURACY, PARAMS, insert_search
+from shapes import ACCURACY, PARAMS, insert_search, spec_with
+
+from supernas.states import TrialState
 
 
 def test_trial_page_shows_config_reports_and_prediction_beside_outcome(
@@ -102,3 +104,47 @@ def test_unknown_trial_shows_not_found(dash: Dashboard, offline_service: Offline
         f"Trial 99 of search {inserted.search_id} not found"
     )
     dash.assert_no_console_errors(allowed=(r"status of 404",))
+
+
+def test_trial_page_shows_the_quantization_policy_and_the_estimate_gap(
+    dash: Dashboard, offline_service: OfflineService
+) -> None:
+    storage = offline_service.storage
+    spec = spec_with([ACCURACY], name="quant-page", quantization={"calibration_examples": [64]})
+    record, _ = storage.create_search(spec, "quant-page")
+    config = {
+        "depth_s0": 1,
+        "depth_s1": 1,
+        "width_mult": 0.5,
+        "kernel_size": 3,
+        "qw_stem": "float",
+        "qw_s0_b0": "int8",
+        "qa_s0_b0": "int8",
+        "qw_s1_b0": "int4",
+        "qa_s1_b0": "float",
+        "qw_head": "int8",
+        "qa_head": "float",
+    }
+    storage.create_trial(record.id, 0, config, None)
+    storage.mark_trial_running(record.id, 0)
+    metrics = {"accuracy": 0.95, "fake_quant_accuracy": 0.9525, "latency_ms": 0.05, "model_bytes": 12000}
+    storage.record_trial_report(record.id, 0, 0, 0.0, metrics)
+    storage.finish_trial(record.id, 0, TrialState.SUCCEEDED, "completed", metrics=metrics)
+    dash.open(f"/searches/{record.id}/trials/0")
+    dash.wait_ready()
+    page = dash.page
+
+    expect(page.locator("#trial-policy")).to_be_visible()
+    expect(page.locator("#policy-table tbody tr")).to_have_count(4)
+    expect(page.locator("#policy-table tr[data-unit='stem']")).to_contain_text("floatfloat")
+    expect(page.locator("#policy-table tr[data-unit='s0_b0']")).to_contain_text("int8int8")
+    expect(page.locator("#policy-table tr[data-unit='s1_b0']")).to_contain_text("int4float")
+    expect(page.locator("#policy-summary")).to_contain_text("3 of 4 layers quantized")
+    expect(page.locator("#policy-summary")).to_contain_text("gap 0.25 points")
+    dash.screenshot("-quantization")
+
+    # a search without quantization shows no policy card
+    plain = insert_search(storage, "plain", [ACCURACY], 1)
+    dash.open(f"/searches/{plain.search_id}/trials/0")
+    dash.wait_ready()
+    expect(page.locator("#trial-policy")).to_be_hidden()

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from search_spaces.params import Categorical, Condition, Float, Integer, ParamSpace
-from search_spaces.spec import Constraint, Objective
+from search_spaces.quantization import policy_from_config
+from search_spaces.spec import Constraint, Objective, SearchSpec
 from supernas.records import Observation
 from supernas.states import TrialState
 from surrogates.observations import config_key
@@ -33,17 +34,32 @@ ACC = Objective(metric="accuracy", direction="maximize")
 LAT = Objective(metric="latency_ms", direction="minimize")
 PARAMS = Objective(metric="params", direction="minimize")
 
+# The joint encoding a quantization search gives strategies: the CNN's architecture (per-block kernels,
+# conditioned on depth), a weight and an activation gene per unit (masked with its block), and a
+# fine-tuning hyperparameter.
+JOINT_SPACE = SearchSpec(
+    task="digits",
+    space={"family": "elastic_cnn", "stage_channels": [8, 16], "depth": [1, 2, 3], "kernel_per_block": True},
+    objectives=[ACC],
+    quantization={},
+    hyperparameters={"finetune_lr": {"type": "float", "low": 1e-3, "high": 0.3, "log": True}},
+).param_space()
+BITS = {"float": 32, "int8": 8, "int4": 4}
+
 CONTRACT_PROBLEMS = {
     "single": SearchProblem(MIXED_SPACE, (ACC,)),
     "two_objectives": SearchProblem(MIXED_SPACE, (ACC, LAT)),
     "three_objectives_constrained": SearchProblem(
         MIXED_SPACE, (ACC, LAT, PARAMS), (Constraint(metric="latency_ms", op="<=", value=3.0),)
     ),
+    "joint_architecture_quantization": SearchProblem(JOINT_SPACE, (ACC, LAT, PARAMS)),
 }
 
 
 def toy_metrics(config: dict[str, Any]) -> dict[str, float]:
     """A deterministic stand-in for training: deeper and well-tuned is more accurate and slower."""
+    if "depth_s0" in config:
+        return _joint_toy_metrics(config)
     depth = config["depth"]
     lr_term = -abs(math.log10(config["lr"]) + 2.0) * 0.1
     kernels = sum(config.get(k, 0) for k in ("k_b1", "k_b2"))
@@ -51,6 +67,19 @@ def toy_metrics(config: dict[str, Any]) -> dict[str, float]:
     accuracy += 0.02 * (config["optimizer"] == "adam")
     latency = 0.8 * depth + 0.05 * kernels + 200.0 / config["batch"]
     return {"accuracy": accuracy, "latency_ms": latency, "params": 1000.0 * depth + 10 * kernels}
+
+
+def _joint_toy_metrics(config: dict[str, Any]) -> dict[str, float]:
+    """Deeper and wider-bit models are more accurate, slower and larger."""
+    depth = config["depth_s0"] + config["depth_s1"]
+    bits = [
+        BITS[p.weights] + (BITS[p.activations] if p.activations != "float" else 0)
+        for p in policy_from_config(config).values()
+    ]
+    accuracy = (
+        0.6 + 0.05 * depth + 0.002 * sum(bits) / len(bits) - 0.1 * abs(math.log10(config["finetune_lr"]) + 2)
+    )
+    return {"accuracy": accuracy, "latency_ms": 0.5 * depth + 0.02 * sum(bits), "params": 100.0 * sum(bits)}
 
 
 def toy_history(problem: SearchProblem, n: int, seed: int = 0) -> list[Observation]:

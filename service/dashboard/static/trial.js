@@ -194,6 +194,39 @@ function renderDecisions(decisions) {
   }
 }
 
+// A quantized search's genes: qw_{unit} (weights) and qa_{unit} (activations, only with quantized weights).
+function policyOf(config) {
+  return Object.keys(config || {}).filter((k) => k.startsWith("qw_")).map((k) => {
+    const unit = k.slice(3);
+    const weights = String(config[k]);
+    const activations = weights === "float" ? "float" : String(config[`qa_${unit}`] ?? "float");
+    return { unit, weights, activations };
+  });
+}
+
+function renderPolicy(trial) {
+  const policy = policyOf(trial.config);
+  const section = $("trial-policy");
+  section.hidden = policy.length === 0;
+  if (!policy.length) return;
+  const quantized = policy.filter((p) => p.weights !== "float").length;
+  const m = trial.metrics || {};
+  let summary = `${quantized} of ${policy.length} layers quantized.`;
+  if (Number.isFinite(toNumber(m.fake_quant_accuracy)) && Number.isFinite(toNumber(m.accuracy))) {
+    const gap = (toNumber(m.fake_quant_accuracy) - toNumber(m.accuracy)) * 100;
+    summary += ` Real model (ONNX Runtime): accuracy ${fmtValue(m.accuracy)}; fake-quantized estimate `
+      + `${fmtValue(m.fake_quant_accuracy)} (gap ${gap.toFixed(2)} points).`;
+  }
+  $("policy-summary").textContent = summary;
+  const table = $("policy-table");
+  clear(table.tHead).append(el("tr", {}, ["layer", "weights", "activations"].map((h) => el("th", {}, h))));
+  const body = clear(table.tBodies[0]);
+  for (const p of policy) {
+    body.append(el("tr", { "data-unit": p.unit }, [
+      el("td", {}, p.unit), el("td", {}, p.weights), el("td", {}, p.activations)]));
+  }
+}
+
 function renderArtifacts(trial) {
   const box = clear($("artifacts"));
   const formats = trial.model_formats || (trial.has_model ? ["torchscript", "onnx", "manifest"] : []);
@@ -247,6 +280,7 @@ async function main() {
   renderPrediction(trial, objectives);
   renderReports(trial, objectives);
   renderDecisions(trial.decisions || []);
+  renderPolicy(trial);
   renderArtifacts(trial);
   window.__dashboardReady = true;
   document.body.dataset.ready = "1";
