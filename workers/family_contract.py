@@ -10,8 +10,9 @@ Subclass it in a test module and set the class attributes::
         input_shape = (1, 8, 8)                 # one example's shape, of a kind the family accepts
 
 pytest then runs every ``test_*`` method below on the family: forward of sampled sub-networks,
-extraction equal to the supernet, weight sharing, checkpoint round trip, cost metrics, and export to
-TorchScript and ONNX verified with ONNX Runtime. It needs pytest, like any test suite.
+extraction equal to the supernet, weight sharing, checkpoint round trip, cost metrics, export to
+TorchScript and ONNX verified with ONNX Runtime, and its quantizable units (if it declares any).
+It needs pytest, like any test suite.
 """
 
 from __future__ import annotations
@@ -22,14 +23,19 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from torch import nn
 
 from search_spaces.family import ArchSpace, SupernetFamily
+from search_spaces.params import ParamSpace
+from search_spaces.quantization import Quantization, policy_from_config, uniform_policy
 from search_spaces.supernet import Supernet, count_params
 from workers.costs import measure_costs
-from workers.export import MANIFEST_FILE, ONNX_FILE, export_subnet
+from workers.export import MANIFEST_FILE, ONNX_FILE, export_onnx, export_subnet
+from workers.fake_quant import quantized_layers
+from workers.onnx_quant import nodes_by_unit, quantize_model
 from workers.training import recalibrate_batchnorm
 
 N_RANDOM_ARCHS = 6
@@ -150,3 +156,48 @@ class SupernetFamilyContract:
         assert manifest["verification"]["onnx"]["passed"] is True
         assert manifest["verification"]["torchscript"]["passed"] is True
         assert (tmp_path / ONNX_FILE).is_file()
+
+    def test_quantizable_units_follow_the_architecture_and_convert(
+        self, space: ArchSpace, supernet: Supernet, tmp_path: Path
+    ) -> None:
+        """A family that declares quantizable units: the active units of an architecture are exactly
+        the ones its genes' conditions leave active, each names layers of the extracted sub-network,
+        and every unit converts to INT8 in ONNX Runtime. A family without units cannot be quantized."""
+        units = space.quant_units()
+        if not units:
+            with pytest.raises(ValueError, match="no quantizable layers"):
+                Quantization().check_units(units, self.family.name)
+            return
+        genes = Quantization(weights=["int8"], activations=["int8"]).params(units)
+        params = ParamSpace(space.params() + genes)
+        for arch in self.archs(space):
+            config = space.config_from_arch(arch)
+            for gene in genes:
+                if params.is_active(gene, config):
+                    config[gene.name] = gene.choices[0]
+            scopes = space.quant_unit_scopes(arch)
+            assert {k[3:] for k in config if k.startswith("qw_")} == set(scopes)
+            names = [
+                name
+                for name, _, _ in quantized_layers(supernet.extract(arch), policy_from_config(config), scopes)
+            ]
+            for unit, scope in scopes.items():
+                in_scope = [n for n in names if n == scope or n.startswith(scope + ".")]
+                assert in_scope, f"unit {unit} ({scope}) has no convolution or linear layer"
+        arch = space.largest()
+        subnet = supernet.extract(arch)
+        scopes = space.quant_unit_scopes(arch)
+        float_path, int8_path = tmp_path / "float.onnx", tmp_path / "int8.onnx"
+        export_onnx(subnet, self.input_shape, float_path)
+        summary = quantize_model(
+            float_path,
+            int8_path,
+            uniform_policy(list(scopes), "int8", "int8"),
+            scopes,
+            self.inputs(n=16).numpy(),
+        )
+        assert all(nodes for nodes in nodes_by_unit(onnx.load(str(float_path)), scopes).values())
+        assert summary["static_nodes"] > 0
+        assert {"QuantizeLinear", "DequantizeLinear"} <= {
+            n.op_type for n in onnx.load(str(int8_path)).graph.node
+        }
