@@ -98,7 +98,7 @@ class Quantization(BaseModel):
         default=BACKEND, description="The runtime the quantized models are built for and measured on."
     )
     weights: list[str] = Field(
-        default=["int8", "int4", "float"], min_length=1, description="Weight precisions: int8, int4, float."
+        default=["int4", "int8", "float"], min_length=1, description="Weight precisions: int4, int8, float."
     )
     activations: list[str] = Field(
         default=["int8", "float"],

@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     PositiveInt,
     SerializeAsAny,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -302,11 +303,15 @@ class SearchSpec(_Strict):
     def _parse_space(cls, value: Any) -> ArchSpace | None:
         return None if value is None else parse_space(value)
 
-    @model_validator(mode="after")
-    def _quantizable_layers(self) -> SearchSpec:
-        if self.quantization is not None and self.space is not None:
-            self.quantization.check_units(self.space.quant_units(), self.space.family)
-        return self
+    @field_validator("quantization")
+    @classmethod
+    def _quantizable_layers(
+        cls, quantization: Quantization | None, info: ValidationInfo
+    ) -> Quantization | None:
+        space = info.data.get("space")  # validated before (a field defined earlier)
+        if quantization is not None and space is not None:
+            quantization.check_units(space.quant_units(), space.family)
+        return quantization
 
     @model_validator(mode="after")
     def _space_or_supernet(self) -> SearchSpec:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from search_spaces.families import get_family
 from search_spaces.spec import SearchSpec, SupernetSpec
 from service.auth import Principal
@@ -103,4 +105,11 @@ def _with_supernet(spec: SearchSpec, storage: Storage, principal: Principal) -> 
     resolved: dict[str, Any] = spec.model_dump(mode="json")
     resolved["space"] = trained.space.model_dump(mode="json")
     resolved["supernet"] = trained.training.model_dump(mode="json")
-    return SearchSpec.model_validate(resolved)
+    try:
+        return SearchSpec.model_validate(resolved)
+    except ValidationError as exc:  # a part of the spec that does not fit the supernet's space
+        error = exc.errors()[0]
+        where = tuple(str(part) for part in error["loc"])
+        raise InvalidInputError(
+            f"{error['msg']} (the space of supernet {supernet.id})", ("body", *where)
+        ) from exc

@@ -6,9 +6,11 @@ activations are INT8, the inputs of those layers rounded to a per-tensor grid ca
 calibration examples. The grids are those ONNX Runtime's static quantizer computes, so the estimate
 tracks the real model (``workers.onnx_quant``):
 
-- weights: per output channel, symmetric, ``scale = 2 * max|w| / (qmax - qmin)``, zero point 0, with
-  ``[qmin, qmax]`` = [-128, 127] (INT8) or [-8, 7] (INT4). Per-channel symmetric rounding commutes with
-  folding BatchNorm into the convolution, which the exported graph does;
+- weights: per output channel, symmetric, zero point 0, ``scale = max|w| / qmax`` on ``[-qmax, qmax]``.
+  ``qmax`` is 127 (INT8) or 7 (INT4), except for INT8 weights feeding INT8 activations: those run in
+  ONNX Runtime's fused u8 x s8 kernels, which saturate on x86 CPUs without VNNI (AVX2 sums pairs of
+  products in int16), so they use 7 bits (``qmax = 64``, ONNX Runtime's ``reduce_range``). Per-channel
+  symmetric rounding commutes with folding BatchNorm into the convolution, which the exported graph does;
 - activations: per tensor, asymmetric ``uint8``, the calibrated range widened to include 0.
 
 What it does not model: ONNX Runtime also quantizes the outputs of quantized ops and the residual
@@ -27,7 +29,8 @@ from torch import Tensor, nn
 from search_spaces.quantization import Policy, UnitPolicy
 from workers.training import accuracy
 
-WEIGHT_RANGES = {"int8": (-128, 127), "int4": (-8, 7)}
+WEIGHT_QMAX = {"int8": 127, "int4": 7}
+FUSED_INT8_QMAX = 64  # INT8 weights of INT8-activation layers: 7 bits, so u8 x s8 pairs fit int16
 ACTIVATION_RANGE = (0, 255)  # uint8
 QUANTIZABLE = (nn.Conv1d, nn.Conv2d, nn.Linear)
 
@@ -45,13 +48,19 @@ def quantized_layers(
                 yield name, module, unit_policy
 
 
-def fake_quantize_weight(weight: Tensor, precision: str) -> Tensor:
-    """Per-output-channel symmetric rounding of ``weight`` (out, ...) to ``precision``'s grid."""
-    qmin, qmax = WEIGHT_RANGES[precision]
+def weight_qmax(policy: UnitPolicy) -> int:
+    """The largest integer of a unit's symmetric weight grid (see the module docstring)."""
+    if policy.weights == "int8" and policy.activations == "int8":
+        return FUSED_INT8_QMAX
+    return WEIGHT_QMAX[policy.weights]
+
+
+def fake_quantize_weight(weight: Tensor, qmax: int) -> Tensor:
+    """Per-output-channel symmetric rounding of ``weight`` (out, ...) to the grid ``[-qmax, qmax]``."""
     absmax = weight.detach().abs().flatten(1).amax(dim=1)  # (out,)
-    scale = torch.where(absmax > 0, 2 * absmax / (qmax - qmin), torch.ones_like(absmax))
+    scale = torch.where(absmax > 0, absmax / qmax, torch.ones_like(absmax))
     zero = torch.zeros_like(scale, dtype=torch.int32)
-    return torch.fake_quantize_per_channel_affine(weight, scale, zero, 0, qmin, qmax)
+    return torch.fake_quantize_per_channel_affine(weight, scale, zero, 0, -qmax, qmax)
 
 
 def activation_grid(low: float, high: float) -> tuple[float, int]:
@@ -106,7 +115,7 @@ def fake_quantized(
     with torch.no_grad():
         for name, _, unit_policy in layers:
             layer = modules[name]
-            layer.weight.copy_(fake_quantize_weight(layer.weight, unit_policy.weights))
+            layer.weight.copy_(fake_quantize_weight(layer.weight, weight_qmax(unit_policy)))
             if unit_policy.activations == "int8":
                 scale, zero = activation_grid(*ranges[name])
                 layer.register_forward_pre_hook(_input_rounding(scale, zero))
