@@ -69,13 +69,17 @@ def _precisions(config: dict[str, Any]) -> set[tuple[str, str]]:
     return {(p.weights, p.activations) for p in policy_from_config(config).values()}
 
 
-def test_front_mixes_precisions_within_and_across_models(client: httpx.Client, search: dict[str, Any]) -> None:
+def test_front_mixes_precisions_within_and_across_models(
+    client: httpx.Client, search: dict[str, Any]
+) -> None:
     assert search["state"] == "succeeded", search
     front = client.get(f"/api/v1/searches/{search['id']}/pareto").json()["trials"]
     assert front
     policies = [policy_from_config(t["config"]) for t in front]
     assert all(policies), "every trial carries a policy in its config"
-    assert len({tuple(sorted((u, p.weights, p.activations) for u, p in pol.items())) for pol in policies}) >= 2
+    assert (
+        len({tuple(sorted((u, p.weights, p.activations) for u, p in pol.items())) for pol in policies}) >= 2
+    )
     assert any(len(_precisions(t["config"])) >= 2 for t in front), "a front model mixes precisions"
 
 
@@ -118,7 +122,9 @@ def test_fidelity_steps_raise_the_calibration_set(client: httpx.Client, search: 
     assert [r["fidelity"] for r in trial["reports"]] == [0, 1, 2]
 
 
-def test_an_all_float_model_offers_no_quantized_download(client: httpx.Client, search: dict[str, Any]) -> None:
+def test_an_all_float_model_offers_no_quantized_download(
+    client: httpx.Client, search: dict[str, Any]
+) -> None:
     trials = client.get(f"/api/v1/searches/{search['id']}/trials", params={"page_size": 100}).json()["items"]
     for listed in trials:
         trial = _trial(client, search["id"], listed["number"])
