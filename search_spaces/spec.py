@@ -174,7 +174,8 @@ class SupernetSpec(_Strict):
 
 class Fidelity(_Strict):
     """A trial's fidelity steps: its inherited weights evaluated on growing validation subsets
-    (``validation_examples``), then on the whole validation split, then after each fine-tuning epoch."""
+    (``validation_examples``; with quantization, growing calibration sets too), then on the whole
+    validation split, then after each fine-tuning epoch. ``SearchSpec.steps`` counts them."""
 
     finetune_epochs: int = Field(default=2, ge=0, le=1000)
     finetune_lr: float = Field(default=0.01, gt=0, le=10)
