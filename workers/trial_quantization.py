@@ -4,8 +4,8 @@ For a search with ``quantization``, every model is measured where it will run, i
 
 - costs (first report): the inherited sub-network is exported to ONNX and, unless its policy keeps
   every layer float, converted under the policy; ``latency_ms``, ``latency_ms_b32`` and
-  ``model_bytes`` (the file's bytes) are those of that model. Parameters, MACs and peak memory stay
-  those of the PyTorch module;
+  ``model_bytes`` (the bytes of its initializers: weights, scales, biases) are those of that model.
+  Parameters, MACs and peak memory stay those of the PyTorch module;
 - accuracy at each fidelity step: the fake-quantized estimate (``workers.fake_quant``) calibrated on
   the step's calibration set (``FidelitySteps.calibration_size``);
 - the last step: the exported float ONNX file is converted with the largest calibration set into

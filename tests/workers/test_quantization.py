@@ -47,6 +47,7 @@ from workers.onnx_quant import (
     runtime_costs,
     scope_prefix,
     session,
+    weight_bytes,
 )
 from workers.tasks import TaskData, load_task
 from workers.training import accuracy
@@ -628,16 +629,21 @@ def test_scopes_follow_the_active_blocks() -> None:
 def test_runtime_costs(cnn: Exported, digits: TaskData, tmp_path: Path) -> None:
     out = tmp_path / "int8.onnx"
     _quantize(cnn, out, uniform_policy(list(cnn.scopes), "int8", "int8"), digits.x_train[:64])
+    sizes = {}
     for path in (cnn.path, out):
         costs = runtime_costs(path, digits.input_shape, repeats=6)
         assert costs.latency_ms > 0 and costs.latency_ms_b32 > 0
         assert np.isfinite([costs.latency_ms, costs.latency_ms_b32]).all()
-        assert costs.model_bytes == path.stat().st_size
+        assert 0 < costs.model_bytes < path.stat().st_size  # the weights, not the graph's names
+        sizes[path] = costs.model_bytes
         assert costs.as_dict() == {
             "latency_ms": costs.latency_ms,
             "latency_ms_b32": costs.latency_ms_b32,
             "model_bytes": costs.model_bytes,
         }
+    float_weights = sum(numpy_helper.to_array(t).nbytes for t in onnx.load(str(cnn.path)).graph.initializer)
+    assert sizes[cnn.path] == float_weights  # every float32 initializer, 4 bytes per value
+    assert sizes[out] < sizes[cnn.path] * 0.75  # INT8 weights a quarter, plus scales and int32 biases
 
 
 def _quant_spec(**quantization: object) -> SearchSpec:
@@ -693,7 +699,7 @@ def test_policy_evaluation_measures_and_delivers_the_real_model(
     delivered = out / QUANTIZED_ONNX_FILE
     assert metrics["accuracy"] == onnx_accuracy(delivered, digits.x_val, digits.y_val)
     assert metrics["fake_quant_accuracy"] == estimate
-    assert metrics["model_bytes"] == delivered.stat().st_size
+    assert metrics["model_bytes"] == weight_bytes(onnx.load(str(delivered)))
     manifest = json.loads((out / MANIFEST_FILE).read_text())
     section = manifest["quantization"]
     assert section["policy"] == {u: p.to_dict() for u, p in policy.items()}
@@ -721,7 +727,7 @@ def test_policy_evaluation_of_an_all_float_policy_delivers_the_float_model(
     assert estimate == accuracy(cnn.module, digits.x_val, digits.y_val)
     metrics = evaluation.finish(out, estimate)
     assert not (out / QUANTIZED_ONNX_FILE).exists()
-    assert metrics["model_bytes"] == (out / ONNX_FILE).stat().st_size
+    assert metrics["model_bytes"] == weight_bytes(onnx.load(str(out / ONNX_FILE)))
     manifest = json.loads((out / MANIFEST_FILE).read_text())
     assert not any(entry["file"] == QUANTIZED_ONNX_FILE for entry in manifest["files"].values())
     assert "file" not in manifest["quantization"]
