@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import Field, PositiveInt, field_validator
 
 from search_spaces.family import ArchSpace
-from search_spaces.params import Categorical, Condition, Param
+from search_spaces.params import Categorical, Param, depth_condition
 from search_spaces.quantization import QuantUnit
 from supernas.errors import InvalidInputError
 
@@ -179,8 +179,7 @@ class ElasticCNNSpace(ArchSpace):
         params: list[Param] = []
         for s in range(self.num_stages):
             for b in range(max(self.depth)):
-                needs = tuple(d for d in self.depth if d > b)
-                condition = None if len(needs) == len(self.depth) else Condition(f"depth_s{s}", needs)
+                condition = depth_condition(f"depth_s{s}", self.depth, b)
                 params.append(Categorical(f"{prefix}_s{s}_b{b}", tuple(choices), True, condition))
         return params
 
@@ -189,9 +188,7 @@ class ElasticCNNSpace(ArchSpace):
         units = [QuantUnit("stem")]
         for s in range(self.num_stages):
             for b in range(max(self.depth)):
-                needs = tuple(d for d in self.depth if d > b)
-                condition = None if len(needs) == len(self.depth) else Condition(f"depth_s{s}", needs)
-                units.append(QuantUnit(f"s{s}_b{b}", condition))
+                units.append(QuantUnit(f"s{s}_b{b}", depth_condition(f"depth_s{s}", self.depth, b)))
         return [*units, QuantUnit("head")]
 
     def quant_unit_scopes(self, arch: CNNArch) -> dict[str, str]:

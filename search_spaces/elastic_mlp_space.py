@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from search_spaces.family import ArchSpace
-from search_spaces.params import Categorical, Condition, Param
+from search_spaces.params import Categorical, Param, depth_condition
 from search_spaces.quantization import QuantUnit
 from supernas.errors import InvalidInputError
 
@@ -90,8 +90,7 @@ class ElasticMLPSpace(ArchSpace):
         """The family's parameters; each layer's width is conditioned on ``depth`` including it."""
         params: list[Param] = [Categorical("depth", tuple(self.depth), ordered=True)]
         for i in range(max(self.depth)):
-            needs = tuple(d for d in self.depth if d > i)
-            condition = None if len(needs) == len(self.depth) else Condition("depth", needs)
+            condition = depth_condition("depth", self.depth, i)
             params.append(Categorical(f"width_l{i}", tuple(self.width), True, condition))
         params.append(Categorical("activation", tuple(self.activation), ordered=False))
         return params
@@ -122,9 +121,7 @@ class ElasticMLPSpace(ArchSpace):
         """Every hidden layer (conditioned on ``depth``) and the classifier."""
         units = []
         for i in range(max(self.depth)):
-            needs = tuple(d for d in self.depth if d > i)
-            condition = None if len(needs) == len(self.depth) else Condition("depth", needs)
-            units.append(QuantUnit(f"l{i}", condition))
+            units.append(QuantUnit(f"l{i}", depth_condition("depth", self.depth, i)))
         return [*units, QuantUnit("head")]
 
     def quant_unit_scopes(self, arch: MLPArch) -> dict[str, str]:

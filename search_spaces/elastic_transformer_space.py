@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import Field, PositiveInt, field_validator
 
 from search_spaces.family import ArchSpace
-from search_spaces.params import Categorical, Condition, Param
+from search_spaces.params import Categorical, Param, depth_condition
 from search_spaces.quantization import QuantUnit
 from supernas.errors import InvalidInputError
 
@@ -137,8 +137,7 @@ class ElasticTransformerSpace(ArchSpace):
             params.append(Categorical("mlp_ratio", tuple(self.mlp_ratio), ordered=True))
             return params
         for i in range(max(self.num_layers)):
-            needs = tuple(n for n in self.num_layers if n > i)
-            condition = None if len(needs) == len(self.num_layers) else Condition("num_layers", needs)
+            condition = depth_condition("num_layers", self.num_layers, i)
             params.append(Categorical(f"num_heads_l{i}", tuple(self.num_heads), True, condition))
             params.append(Categorical(f"mlp_ratio_l{i}", tuple(self.mlp_ratio), True, condition))
         return params
@@ -179,9 +178,7 @@ class ElasticTransformerSpace(ArchSpace):
         """The input embedding, every encoder layer (conditioned on ``num_layers``) and the classifier."""
         units = [QuantUnit("embed")]
         for i in range(max(self.num_layers)):
-            needs = tuple(n for n in self.num_layers if n > i)
-            condition = None if len(needs) == len(self.num_layers) else Condition("num_layers", needs)
-            units.append(QuantUnit(f"l{i}", condition))
+            units.append(QuantUnit(f"l{i}", depth_condition("num_layers", self.num_layers, i)))
         return [*units, QuantUnit("head")]
 
     def quant_unit_scopes(self, arch: TransformerArch) -> dict[str, str]:

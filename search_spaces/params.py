@@ -13,6 +13,7 @@ unit cube back to the nearest valid config.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,20 @@ class Condition:
 
     parent: str
     values: tuple[Value, ...]
+
+
+def depth_condition(parent: str, depths: Sequence[int], index: int) -> Condition | None:
+    """The condition of the ``index``-th block or layer under a depth parameter ``parent`` with choices
+    ``depths``: active for the depths that include it; None when every depth does."""
+    needs = tuple(d for d in depths if d > index)
+    return None if len(needs) == len(depths) else Condition(parent, needs)
+
+
+def strictly_ascending(sizes: list[int], field: str) -> list[int]:
+    """``sizes`` unchanged, or ``ValueError`` naming ``field`` when a size does not exceed the one before."""
+    if any(b <= a for a, b in itertools.pairwise(sizes)):
+        raise ValueError(f"{field} must be strictly ascending")
+    return sizes
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,12 @@ nothing narrower, so other bit widths are rejected here with the reason.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 
-from search_spaces.params import Categorical, Condition, Param
+from search_spaces.params import Categorical, Condition, Param, strictly_ascending
 
 WEIGHT_PRECISIONS = ("int4", "int8", "float")  # ordered by bits: the encoding is ordinal
 ACTIVATION_PRECISIONS = ("int8", "float")
@@ -134,9 +133,7 @@ class Quantization(BaseModel):
     def _calibration(cls, sizes: list[int]) -> list[int]:
         if not sizes:
             raise ValueError("the calibration set cannot be empty: give at least one size")
-        if any(b <= a for a, b in itertools.pairwise(sizes)):
-            raise ValueError("calibration_examples must be strictly ascending")
-        return sizes
+        return strictly_ascending(sizes, "calibration_examples")
 
     def check_units(self, units: list[QuantUnit], family: str) -> None:
         """Raise ``ValueError`` naming a layer override that is not one of the family's units."""

@@ -7,7 +7,6 @@ Structural validation lives here (pydantic); names that depend on registries of 
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -25,7 +24,7 @@ from pydantic import (
 
 from search_spaces.families import parse_space
 from search_spaces.family import ArchSpace
-from search_spaces.params import Categorical, Float, Integer, Param, ParamSpace
+from search_spaces.params import Categorical, Float, Integer, Param, ParamSpace, strictly_ascending
 from search_spaces.quantization import Policy, Quantization, policy_from_config
 from supernas.objectives import Direction, Metric, is_finite_number
 
@@ -194,9 +193,7 @@ class Fidelity(_Strict):
     @field_validator("validation_examples")
     @classmethod
     def _ascending(cls, sizes: list[int]) -> list[int]:
-        if any(b <= a for a, b in itertools.pairwise(sizes)):
-            raise ValueError("validation_examples must be strictly ascending")
-        return sizes
+        return strictly_ascending(sizes, "validation_examples")
 
 
 @dataclass(frozen=True)
