@@ -24,3 +24,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     with postgres_database() as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
+    tiny tensors gain nothing from intra-op threads, and spinning threads crawl on a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -29,19 +28,12 @@ from search_spaces.family import ArchSpace
 from search_spaces.supernet import Supernet
 from supernas.errors import InvalidInputError
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = ElasticCNNConfig(
     in_channels=1, num_classes=2, stage_channels=(4, 8), max_depth=2, max_kernel_size=3, max_expand_ratio=2
 )
 SMALL_SPACE = {"stage_channels": [4, 8], "depth": [1, 2], "kernel_size": [3, 5, 7], "expand_ratio": [1, 2, 3]}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors gain nothing from intra-op threads, and spinning threads crawl on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def archs_of(space: ElasticCNNSpace, n_random: int = 10, seed: int = 0) -> list[CNNArch]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from problem_json import problem_of
 
 from service.app import create_app
 from service.settings import Settings
@@ -22,14 +23,6 @@ SPEC = {
     ],
     "budget": {"max_trials": 4, "max_parallel": 1},
 }
-
-
-def _problem(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status
-    return body
 
 
 def test_health_and_openapi(client: TestClient) -> None:
@@ -65,7 +58,7 @@ def test_create_then_get_search(client: TestClient) -> None:
 def test_invalid_spec_is_rejected_naming_the_field_and_nothing_is_stored(
     client: TestClient, change: dict, field: str
 ) -> None:
-    body = _problem(client.post("/api/v1/searches", json=SPEC | change), 422)
+    body = problem_of(client.post("/api/v1/searches", json=SPEC | change), 422)
     assert field in body["detail"]
     assert any(".".join(str(p) for p in e["loc"]).endswith(field) for e in body["errors"])
     assert client.get("/api/v1/searches").json()["total"] == 0
@@ -75,16 +68,16 @@ def test_malformed_json_is_a_400(client: TestClient) -> None:
     response = client.post(
         "/api/v1/searches", content=b'{"task": "digits",', headers={"content-type": "application/json"}
     )
-    assert "malformed JSON" in _problem(response, 400)["detail"]
+    assert "malformed JSON" in problem_of(response, 400)["detail"]
     assert client.get("/api/v1/searches").json()["total"] == 0
 
 
 def test_unknown_and_malformed_ids_are_404(client: TestClient) -> None:
     for search_id in ("0" * 32, "not-an-id", "..%2F..%2Fetc"):
-        _problem(client.get(f"/api/v1/searches/{search_id}"), 404)
-        _problem(client.get(f"/api/v1/searches/{search_id}/trials"), 404)
-        _problem(client.post(f"/api/v1/searches/{search_id}/cancel"), 404)
-    _problem(client.get(f"/api/v1/searches/{'0' * 32}/trials/0/model"), 404)
+        problem_of(client.get(f"/api/v1/searches/{search_id}"), 404)
+        problem_of(client.get(f"/api/v1/searches/{search_id}/trials"), 404)
+        problem_of(client.post(f"/api/v1/searches/{search_id}/cancel"), 404)
+    problem_of(client.get(f"/api/v1/searches/{'0' * 32}/trials/0/model"), 404)
 
 
 def test_idempotency_key_returns_the_first_search(client: TestClient) -> None:
@@ -94,21 +87,23 @@ def test_idempotency_key_returns_the_first_search(client: TestClient) -> None:
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json()["id"] == second.json()["id"]
     assert client.get("/api/v1/searches").json()["total"] == 1
-    other = _problem(client.post("/api/v1/searches", json=SPEC | {"name": "other"}, headers=headers), 409)
+    other = problem_of(client.post("/api/v1/searches", json=SPEC | {"name": "other"}, headers=headers), 409)
     assert other["code"] == "idempotency_key_reused" and first.json()["id"] in other["detail"]
     assert client.get("/api/v1/searches").json()["total"] == 1
 
 
 def test_every_error_carries_a_stable_code(client: TestClient) -> None:
-    assert _problem(client.post("/api/v1/searches", json=SPEC | {"task": ""}), 422)["code"] == "invalid_input"
+    assert (
+        problem_of(client.post("/api/v1/searches", json=SPEC | {"task": ""}), 422)["code"] == "invalid_input"
+    )
     malformed = client.post("/api/v1/searches", content=b"{", headers={"content-type": "application/json"})
-    assert _problem(malformed, 400)["code"] == "malformed_body"
-    assert _problem(client.get(f"/api/v1/searches/{'0' * 32}"), 404)["code"] == "not_found"
-    assert _problem(client.get("/api/v1/no-such-route"), 404)["code"] == "not_found"
-    assert _problem(client.delete("/api/v1/searches"), 405)["code"] == "method_not_allowed"
+    assert problem_of(malformed, 400)["code"] == "malformed_body"
+    assert problem_of(client.get(f"/api/v1/searches/{'0' * 32}"), 404)["code"] == "not_found"
+    assert problem_of(client.get("/api/v1/no-such-route"), 404)["code"] == "not_found"
+    assert problem_of(client.delete("/api/v1/searches"), 405)["code"] == "method_not_allowed"
     search_id = client.post("/api/v1/searches", json=SPEC).json()["id"]
     client.post(f"/api/v1/searches/{search_id}/cancel")
-    assert _problem(client.post(f"/api/v1/searches/{search_id}/pause"), 409)["code"] == "conflict"
+    assert problem_of(client.post(f"/api/v1/searches/{search_id}/pause"), 409)["code"] == "conflict"
 
 
 def test_searches_are_paged_newest_first(client: TestClient) -> None:
@@ -123,8 +118,8 @@ def test_searches_are_paged_newest_first(client: TestClient) -> None:
         if not token:
             break
     assert seen == list(reversed(ids))
-    _problem(client.get("/api/v1/searches", params={"page_token": "garbage!"}), 422)
-    _problem(client.get("/api/v1/searches", params={"page_size": 0}), 422)
+    problem_of(client.get("/api/v1/searches", params={"page_token": "garbage!"}), 422)
+    problem_of(client.get("/api/v1/searches", params={"page_size": 0}), 422)
 
 
 def test_cancel_a_queued_search_keeps_it_and_ends_canceled(client: TestClient) -> None:
@@ -181,10 +176,10 @@ def test_trials_pareto_and_downloads_from_stored_results(client: TestClient, tmp
     assert "attachment" in model.headers["content-disposition"]
     manifest = client.get(f"/api/v1/searches/{search_id}/trials/0/model", params={"format": "manifest"})
     assert manifest.json() == {"trial_number": 0}
-    no_model = _problem(client.get(f"/api/v1/searches/{search_id}/trials/4/model"), 409)
+    no_model = problem_of(client.get(f"/api/v1/searches/{search_id}/trials/4/model"), 409)
     assert "no model" in no_model["detail"]
-    _problem(client.get(f"/api/v1/searches/{search_id}/trials/99/model"), 404)
-    _problem(client.get(f"/api/v1/searches/{search_id}/trials/0/model", params={"format": "exe"}), 422)
+    problem_of(client.get(f"/api/v1/searches/{search_id}/trials/99/model"), 404)
+    problem_of(client.get(f"/api/v1/searches/{search_id}/trials/0/model", params={"format": "exe"}), 422)
 
 
 def test_service_refuses_to_start_on_an_unknown_schema_revision(database_url: str, tmp_path: Path) -> None:

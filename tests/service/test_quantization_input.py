@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from problem_json import problem_of
 
 from service.app import create_app
 from service.settings import Settings
@@ -28,14 +29,6 @@ def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings(database_url=database_url, data_dir=tmp_path, run_dispatcher=False, auth=False)
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
-
-
-def _problem(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status
-    return body
 
 
 BAD = [
@@ -70,7 +63,7 @@ BAD = [
 def test_bad_quantization_is_a_422_naming_the_problem_and_nothing_is_stored(
     client: TestClient, quantization: dict, loc: str, messages: list[str]
 ) -> None:
-    body = _problem(client.post("/api/v1/searches", json=SPEC | {"quantization": quantization}), 422)
+    body = problem_of(client.post("/api/v1/searches", json=SPEC | {"quantization": quantization}), 422)
     assert body["code"] == "invalid_input"
     assert any(".".join(str(p) for p in e["loc"]) == loc for e in body["errors"]), body["errors"]
     for message in messages:
@@ -87,7 +80,7 @@ def test_validate_endpoint_gives_the_same_problems(
     response = client.post(
         "/api/v1/searches/validate", content=text.encode(), headers={"content-type": "application/yaml"}
     )
-    body = _problem(response, 422)
+    body = problem_of(response, 422)
     for message in messages:
         assert message in body["detail"]
 
@@ -143,7 +136,7 @@ def test_layers_are_checked_against_a_reused_supernets_space(client: TestClient)
     assert ok.status_code == 201, ok.text
     # depth [1, 2]: there is no third block
     bad = {"quantization": {"layers": {"s0_b2": {"weights": ["float"]}}}}
-    body = _problem(client.post("/api/v1/searches", json=base | bad), 422)
+    body = problem_of(client.post("/api/v1/searches", json=base | bad), 422)
     assert (
         "'s0_b2'" in body["detail"] and "its layers: stem, s0_b0, s0_b1, s1_b0, s1_b1, head" in body["detail"]
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from problem_json import problem_of
 
 from service.app import create_app
 from service.settings import Settings
@@ -35,12 +36,6 @@ def app_and_client(database_url: str, tmp_path: Path) -> Iterator[tuple[object, 
 @pytest.fixture
 def client(app_and_client: tuple[object, TestClient]) -> TestClient:
     return app_and_client[1]
-
-
-def _problem(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    return response.json()
 
 
 def _npz(**arrays: np.ndarray) -> bytes:
@@ -73,7 +68,7 @@ def test_create_list_and_get_a_supernet(client: TestClient) -> None:
     again = client.post("/api/v1/supernets", json=body, headers={"Idempotency-Key": "sn-1"})
     assert again.status_code == 200 and again.json()["id"] == created.json()["id"]
     changed = body | {"training": {"epochs": 4}}
-    reused = _problem(
+    reused = problem_of(
         client.post("/api/v1/supernets", json=changed, headers={"Idempotency-Key": "sn-1"}), 409
     )
     assert reused["code"] == "idempotency_key_reused"
@@ -83,8 +78,8 @@ def test_create_list_and_get_a_supernet(client: TestClient) -> None:
     listed = client.get("/api/v1/supernets", params={"task": "wine"}).json()
     assert [s["id"] for s in listed["items"]] == [record["id"]] and listed["total"] == 1
     assert client.get("/api/v1/supernets", params={"task": "digits"}).json()["total"] == 0
-    _problem(client.get("/api/v1/supernets/sn_nothex"), 404)
-    _problem(client.get("/api/v1/supernets/sn_" + "0" * 32), 404)
+    problem_of(client.get("/api/v1/supernets/sn_nothex"), 404)
+    problem_of(client.get("/api/v1/supernets/sn_" + "0" * 32), 404)
 
 
 @pytest.mark.parametrize(
@@ -106,7 +101,7 @@ def test_create_list_and_get_a_supernet(client: TestClient) -> None:
 def test_bad_supernet_specs_get_422_naming_the_field(
     client: TestClient, body: dict, loc: str, words: str
 ) -> None:
-    problem = _problem(client.post("/api/v1/supernets", json=body), 422)
+    problem = problem_of(client.post("/api/v1/supernets", json=body), 422)
     assert any(".".join(map(str, e["loc"])).startswith("body." + loc) for e in problem["errors"]), problem
     assert words in problem["detail"]
     assert client.get("/api/v1/supernets").json()["total"] == 0
@@ -141,23 +136,23 @@ def test_a_search_naming_a_mismatched_or_unready_supernet_is_refused(
     app, client = app_and_client
     supernet = _ready_supernet(app, client)
     base = {"supernet_id": supernet["id"], "objectives": OBJECTIVES}
-    problem = _problem(client.post("/api/v1/searches", json={**base, "task": "wine"}), 422)
+    problem = problem_of(client.post("/api/v1/searches", json={**base, "task": "wine"}), 422)
     assert "trained on task 'digits'" in problem["detail"]
     other_space = {**CNN_SPACE, "depth": [1, 2, 3]}
-    problem = _problem(
+    problem = problem_of(
         client.post("/api/v1/searches", json={**base, "task": "digits", "space": other_space}), 422
     )
     assert "space differs" in problem["detail"]
-    problem = _problem(
+    problem = problem_of(
         client.post("/api/v1/searches", json={**base, "task": "digits", "supernet": {"epochs": 99}}), 422
     )
     assert "training settings differ" in problem["detail"]
     queued = client.post("/api/v1/supernets", json={"task": "digits", "space": CNN_SPACE}).json()
-    problem = _problem(
+    problem = problem_of(
         client.post("/api/v1/searches", json={**base, "task": "digits", "supernet_id": queued["id"]}), 409
     )
     assert "is queued" in problem["detail"]
-    problem = _problem(
+    problem = problem_of(
         client.post("/api/v1/searches", json={"task": "digits", "objectives": OBJECTIVES}), 422
     )
     assert "supernet_id" in problem["detail"]
@@ -183,7 +178,7 @@ def test_upload_a_csv_then_search_on_it(client: TestClient) -> None:
         json={"task": dataset["id"], "space": {"family": "elastic_mlp"}, "objectives": OBJECTIVES},
     )
     assert search.status_code == 201, search.text
-    problem = _problem(
+    problem = problem_of(
         client.post(
             "/api/v1/searches", json={"task": dataset["id"], "space": CNN_SPACE, "objectives": OBJECTIVES}
         ),
@@ -207,25 +202,25 @@ def test_upload_idempotency_compares_the_data(client: TestClient) -> None:
     assert (first.status_code, again.status_code) == (201, 200), first.text
     assert first.json()["id"] == again.json()["id"]
     other = client.post(url, params=params, content=data.replace("\n0,", "\n9,").encode(), headers=key)
-    assert _problem(other, 409)["code"] == "idempotency_key_reused"
+    assert problem_of(other, 409)["code"] == "idempotency_key_reused"
     assert client.get(url).json()["total"] == 1
 
 
 def test_bad_uploads_get_clear_4xx(client: TestClient) -> None:
     pickled = _npz(x=np.array([{"a": 1}] * 20, dtype=object), y=np.arange(20) % 2)
-    problem = _problem(client.post("/api/v1/datasets", params={"filename": "p.npz"}, content=pickled), 422)
+    problem = problem_of(client.post("/api/v1/datasets", params={"filename": "p.npz"}, content=pickled), 422)
     assert "pickle" in problem["detail"].lower() or "object" in problem["detail"].lower()
-    problem = _problem(
+    problem = problem_of(
         client.post("/api/v1/datasets", params={"filename": "x.csv"}, content=b"a,b\n1,2\n"), 422
     )
     assert "label" in problem["detail"]
-    problem = _problem(client.post("/api/v1/datasets", params={"filename": "x.exe"}, content=b"MZ"), 422)
+    problem = problem_of(client.post("/api/v1/datasets", params={"filename": "x.exe"}, content=b"MZ"), 422)
     assert ".npz or .csv" in problem["detail"]
-    problem = _problem(
+    problem = problem_of(
         client.post("/api/v1/datasets", params={"filename": "../../etc/passwd.csv"}, content=b"x"), 422
     )
     big = b"a,label\n" + b"1,0\n" * 60_000
-    problem = _problem(client.post("/api/v1/datasets", params={"filename": "big.csv"}, content=big), 413)
+    problem = problem_of(client.post("/api/v1/datasets", params={"filename": "big.csv"}, content=big), 413)
     assert "exceeds the limit of 200000 bytes" in problem["detail"]
-    _problem(client.get("/api/v1/datasets/../x"), 404)
+    problem_of(client.get("/api/v1/datasets/../x"), 404)
     assert client.get("/api/v1/datasets").json()["total"] == 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +52,8 @@ from workers.tasks import TaskData, load_task
 from workers.training import accuracy
 from workers.trial_quantization import PolicyEvaluation
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 F32 = UnitPolicy("float", "float")
 INT8 = UnitPolicy("int8", "int8")
 W8 = UnitPolicy("int8", "float")
@@ -68,14 +69,6 @@ CNN_SPACE = {
     "expand_ratio": [2],
 }
 CALIBRATION = 256
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @dataclass
