@@ -152,7 +152,9 @@ def quantize_model(
         model = onnx.load(str(prepared))
         initializers = {t.name: t for t in model.graph.initializer}
         units = nodes_by_unit(model, scopes)
-        static_nodes, overrides, weight_only = [], {}, []
+        static_nodes: list[str] = []  # nodes of INT8-activation units that get QDQ
+        overrides: dict[str, list[dict[str, Any]]] = {}  # INT4 weights' per-channel scales
+        weight_only: dict[str, str] = {}  # node -> weight precision, for float-activation units
         for unit, unit_policy in policy.items():
             if unit_policy.is_float or unit not in units:
                 continue
@@ -171,7 +173,7 @@ def quantize_model(
                             array, _weight_axis(node), QuantType.QInt4, weight_qmax(unit_policy)
                         )
                 elif weight is not None:
-                    weight_only.append((node.name, unit_policy.weights))
+                    weight_only[node.name] = unit_policy.weights
         staged = Path(tmp) / "static.onnx"
         if static_nodes:
             with _quiet_quantizer():
@@ -196,7 +198,7 @@ def quantize_model(
         else:
             shutil.copyfile(prepared, staged)
         quantized = onnx.load(str(staged))
-        _quantize_weights_only(quantized, dict(weight_only))
+        _quantize_weights_only(quantized, weight_only)
         uses_int4 = any(p.weights == "int4" for u, p in policy.items() if units.get(u))
         if uses_int4:
             _raise_opset(quantized, INT4_OPSET)

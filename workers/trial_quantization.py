@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -67,16 +68,20 @@ class PolicyEvaluation:
             )
         return cls(spec, policy, spec.arch_space.quant_unit_scopes(arch), task)
 
+    @cached_property
+    def _calibration_order(self) -> np.ndarray:
+        """One fixed shuffle of the training split (the search's seed), drawn once per trial."""
+        return np.random.default_rng(self.spec.seed).permutation(len(self.task.x_train))
+
     def calibration(self, size: int) -> np.ndarray:
-        order = np.random.default_rng(self.spec.seed).permutation(len(self.task.x_train))
-        return np.ascontiguousarray(self.task.x_train[order[:size]])
+        return np.ascontiguousarray(self.task.x_train[self._calibration_order[:size]])
 
     @property
     def quantizes(self) -> bool:
         return not is_all_float(self.policy)
 
     def costs(self, model: nn.Module) -> dict[str, Any]:
-        """Batch-1 and batch-32 latency (one thread) and file bytes of the model under its policy."""
+        """Batch-1 and batch-32 latency (one thread) and weight bytes of the model under its policy."""
         with tempfile.TemporaryDirectory(prefix="supernas-costs-") as tmp:
             path = Path(tmp) / ONNX_FILE
             export_onnx(model, self.task.input_shape, path)
