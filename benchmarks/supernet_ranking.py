@@ -59,8 +59,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -136,10 +139,10 @@ CASES: dict[str, Case] = {
             "kernel_size": [3, 5],
             "expand_ratio": [2, 4],
         },
-        epochs=3,
+        epochs=10,
         batch_size=64,
         lr=0.05,
-        train_examples=3000,
+        train_examples=12000,
         val_examples=2000,
         standalone_seeds=1,
     ),
@@ -160,7 +163,7 @@ CASES: dict[str, Case] = {
         standalone_seeds=3,
     ),
 }
-QUICK = {"subnets": 4, "cases": "mlp", "mlp_epochs": 5, "standalone_seeds": 2}
+QUICK = {"subnets": 4, "cases": "mlp", "mlp_epochs": 5, "standalone_seeds": 2, "workers": 1}
 
 
 # --------------------------------------------------------------------------------------------- arguments
@@ -182,16 +185,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--mlp-widths", help="mlp: comma-separated width choices (default 1,2,4,8,16,32,64)")
     p.add_argument("--standalone-seeds", type=int, help="mlp: stand-alone runs averaged per arch (default 3)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="processes training the supernet and the stand-alone networks side by side (default 2)",
+    )
     p.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help="output directory (default benchmarks/results/)"
     )
     p.add_argument("--quick", action="store_true", help="smoke test: mlp only, 4 subnets, 5 epochs, 2 seeds")
     args = p.parse_args(argv)
-    defaults = {"subnets": 20, "cases": ",".join(CASES), "mlp_epochs": None, "standalone_seeds": None}
+    defaults = {
+        "subnets": 20,
+        "cases": ",".join(CASES),
+        "mlp_epochs": None,
+        "standalone_seeds": None,
+        "workers": 2,
+    }
     fill_defaults(args, defaults, QUICK)
-    if args.subnets < 2 or args.threads < 1:
-        raise SystemExit("--subnets must be at least 2 and --threads positive")
+    if args.subnets < 2 or args.threads < 1 or args.workers < 1:
+        raise SystemExit("--subnets must be at least 2, --threads and --workers positive")
     return args
 
 
@@ -270,16 +284,6 @@ def write_synthetic_dataset(data_root: Path) -> str:
     )
     save_dataset(build_dataset(x, y, None, "npz", Limits()), dataset_dir(data_root, SYNTHETIC_ID))
     return SYNTHETIC_ID
-
-
-def train_shared(
-    case: Case, seed: int, threads: int, root: Path, data_root: Path
-) -> tuple[Supernet, dict[str, Any], float]:
-    """Train the case's supernet with the service's code; returns it, its summary and the seconds."""
-    started = time.perf_counter()
-    summary = train_supernet(supernet_spec(case, seed), str(root), str(data_root), num_threads=threads)
-    seconds = time.perf_counter() - started
-    return load_supernet(SupernetPaths(root)), summary, seconds
 
 
 def inherited_eval(model: Supernet, arch: Any, task: TaskData) -> tuple[float, float]:
@@ -378,18 +382,68 @@ def costs(rows: list[dict[str, Any]], case: Case, task: TaskData, n_train: int) 
 # --------------------------------------------------------------------------------------------- one case
 
 
-def rank_subnet(
-    case: Case,
-    space: ArchSpace,
-    model: Supernet,
-    task: TaskData,
-    subset: tuple[np.ndarray, np.ndarray],
-    arch: Any,
-    seeds: list[int],
+class _Inline:
+    """``concurrent.futures`` executor stand-in that runs each job at once in this process (--workers 1)."""
+
+    def submit(self, fn: Any, /, *args: Any) -> Future:
+        future: Future = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _pool(workers: int, threads: int) -> Any:
+    """Worker processes (spawned, ``threads`` torch threads each), or this process for one worker."""
+    if workers == 1:
+        return _Inline()
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=get_context("spawn"),
+        initializer=torch.set_num_threads,
+        initargs=(threads,),
+    )
+
+
+def _case_data(case: Case, data_root: Path, seed: int) -> tuple[TaskData, tuple[np.ndarray, np.ndarray]]:
+    """The case's validation subset and training subset (loaded once per worker process)."""
+    return _subsets(case.task, case.val_examples, case.train_examples, data_root, seed)
+
+
+@lru_cache(maxsize=2)
+def _subsets(
+    task_name: str, val_examples: int | None, train_examples: int | None, data_root: Path, seed: int
+) -> tuple[TaskData, tuple[np.ndarray, np.ndarray]]:
+    full = load_task_data(task_name, data_root)
+    task = validation_subset(full, val_examples, seed)
+    return task, training_subset(full.x_train, full.y_train, train_examples, seed)
+
+
+def _standalone_job(
+    case: Case, data_root: Path, seed: int, arch_config: dict[str, Any], run_seed: int
+) -> dict[str, float]:
+    """One stand-alone training and evaluation, in a worker process."""
+    space = get_family(case.space["family"]).space.model_validate(case.space)
+    task, subset = _case_data(case, data_root, seed)
+    return standalone_eval(case, space, task, subset, space.arch_from_config(arch_config), run_seed)
+
+
+def _supernet_job(case: Case, seed: int, threads: int, root: Path, data_root: Path) -> tuple[dict, float]:
+    """Train the shared supernet under ``root``, in a worker process; its summary and seconds."""
+    started = time.perf_counter()
+    summary = train_supernet(supernet_spec(case, seed), str(root), str(data_root), num_threads=threads)
+    return summary, time.perf_counter() - started
+
+
+def subnet_row(
+    space: ArchSpace, model: Supernet, task: TaskData, arch: Any, runs: list[dict[str, float]]
 ) -> dict[str, Any]:
-    """One sub-network's row: its inherited and stand-alone accuracies and their costs."""
+    """One sub-network's row: its inherited accuracy (measured here) and its stand-alone runs."""
     inherited, inherited_s = inherited_eval(model, arch, task)
-    runs = [standalone_eval(case, space, task, subset, arch, s) for s in seeds]
     return {
         "arch": space.config_from_arch(arch),
         "params": count_params(model.extract(arch)),
@@ -403,27 +457,38 @@ def rank_subnet(
 
 
 def run_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
-    """Train the supernet, rank ``args.subnets`` sub-networks both ways; the case's JSON entry."""
+    """Train the supernet, rank ``args.subnets`` sub-networks both ways; the case's JSON entry.
+
+    The supernet and the stand-alone trainings run side by side in ``args.workers`` processes (each
+    timed on its own ``args.threads`` threads); the inherited evaluations run afterwards, alone."""
     started = time.perf_counter()
     space = get_family(case.space["family"]).space.model_validate(case.space)
     full = load_task_data(case.task, args.data_root)
-    task = validation_subset(full, case.val_examples, args.seed)
-    subset = training_subset(full.x_train, full.y_train, case.training().max_train_examples, args.seed)
+    task, subset = _case_data(case, args.data_root, args.seed)
     archs = sample_distinct(space, args.subnets, args.seed)
-    with tempfile.TemporaryDirectory(prefix="supernet-ranking-") as tmp:
-        model, summary, supernet_s = train_shared(case, args.seed, args.threads, Path(tmp), args.data_root)
-    _log(
-        f"{case.name}: supernet trained in {supernet_s:.1f}s ({summary['largest_val_accuracy']:.3f} largest)"
-    )
     seeds = [args.seed + 1000 + i for i in range(case.standalone_seeds)]
-    rows = []
-    for i, arch in enumerate(archs):
-        rows.append(rank_subnet(case, space, model, task, subset, arch, seeds))
-        r = rows[-1]
-        _log(
-            f"{case.name} [{i + 1}/{len(archs)}] inherited {r['inherited_accuracy']:.3f} "
-            f"stand-alone {r['standalone_accuracy']:.3f} ({r['standalone_train_seconds']:.1f}s)"
-        )
+    with tempfile.TemporaryDirectory(prefix="supernet-ranking-") as tmp:
+        with _pool(args.workers, args.threads) as pool:
+            supernet = pool.submit(_supernet_job, case, args.seed, args.threads, Path(tmp), args.data_root)
+            jobs = [
+                [
+                    pool.submit(
+                        _standalone_job, case, args.data_root, args.seed, space.config_from_arch(a), s
+                    )
+                    for s in seeds
+                ]
+                for a in archs
+            ]
+            summary, supernet_s = supernet.result()
+            largest = summary["largest_val_accuracy"]
+            _log(f"{case.name}: supernet trained in {supernet_s:.1f}s ({largest:.3f} largest)")
+            runs = []
+            for i, arch_jobs in enumerate(jobs):
+                runs.append([job.result() for job in arch_jobs])
+                mean_accuracy = np.mean([r["accuracy"] for r in runs[-1]])
+                _log(f"{case.name} [{i + 1}/{len(archs)}] stand-alone {mean_accuracy:.3f}")
+        model = load_supernet(SupernetPaths(Path(tmp)))
+    rows = [subnet_row(space, model, task, a, arch_runs) for a, arch_runs in zip(archs, runs, strict=True)]
     return {
         "task": case.task,
         "family": space.family,
@@ -433,6 +498,7 @@ def run_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
         "train_examples": len(subset[0]),
         "val_examples": len(task.x_val),
         "standalone_seeds": seeds,
+        "workers": args.workers,
         "supernet": {
             "seconds": supernet_s,
             "largest_val_accuracy": summary["largest_val_accuracy"],

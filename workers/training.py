@@ -8,6 +8,11 @@ import numpy as np
 import torch
 from torch import nn
 
+# Batches of 64 evaluate fastest on CPU: the largest elastic CNN scores 2,000 Fashion-MNIST images in
+# 1.45 s at 64 and 6.4 s at 512 on one thread (batches of 512 overflow the caches); the Transformer
+# on mnist1d is fastest at 32-64 too; an MLP is fast at any size.
+EVAL_BATCH_SIZE = 64
+
 
 def batches(
     x: np.ndarray, y: np.ndarray, batch_size: int, generator: torch.Generator | None = None
@@ -33,7 +38,7 @@ def accuracy(forward: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray, y: 
     """Top-1 accuracy of ``forward`` (a model in eval mode) on a data split."""
     correct = 0
     with torch.inference_mode():
-        for xb, yb in batches(x, y, 512):
+        for xb, yb in batches(x, y, EVAL_BATCH_SIZE):
             correct += int((forward(xb).argmax(dim=1) == yb).sum())  # logits (B, K)
     return correct / len(y)
 
@@ -82,7 +87,7 @@ def finetune_epoch(
         loss = loss_fn(model(xb), yb)
         loss.backward()
         optimizer.step()
-        total += float(loss) * len(yb)
+        total += float(loss.detach()) * len(yb)
         count += len(yb)
     model.eval()
     return total / max(count, 1)
