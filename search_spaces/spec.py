@@ -173,8 +173,10 @@ class SupernetSpec(_Strict):
 
 class Fidelity(_Strict):
     """A trial's fidelity steps: its inherited weights evaluated on growing validation subsets
-    (``validation_examples``; with quantization, growing calibration sets too), then on the whole
-    validation split, then after each fine-tuning epoch. ``SearchSpec.steps`` counts them."""
+    (``validation_examples``; with quantization, growing calibration sets too) and from the supernet
+    after growing numbers of training epochs (``supernet_epochs``), then on the whole validation split
+    with the trained supernet's weights, then after each fine-tuning epoch. ``SearchSpec.steps`` counts
+    them."""
 
     finetune_epochs: int = Field(default=2, ge=0, le=1000)
     finetune_lr: float = Field(default=0.01, gt=0, le=10)
@@ -190,27 +192,44 @@ class Fidelity(_Strict):
         "sub-network after evaluating it on few examples. Empty: no such steps.",
     )
 
+    supernet_epochs: list[PositiveInt] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Ascending supernet training epochs, each below supernet.epochs, one fidelity step "
+        "each: the sub-network inherits the supernet's weights as they were after that epoch. A search "
+        "that trains its supernet starts trials as soon as the first of these epochs is trained, while "
+        "training goes on; a step waits for its epoch. Empty: every step uses the trained supernet.",
+    )
+
     @field_validator("validation_examples")
     @classmethod
     def _ascending(cls, sizes: list[int]) -> list[int]:
         return strictly_ascending(sizes, "validation_examples")
 
+    @field_validator("supernet_epochs")
+    @classmethod
+    def _ascending_epochs(cls, epochs: list[int]) -> list[int]:
+        return strictly_ascending(epochs, "supernet_epochs")
+
 
 @dataclass(frozen=True)
 class FidelitySteps:
     """A trial's fidelity steps, counted from 0. The inherited weights take the first steps: the
-    validation subsets and calibration sets grow together (each list's last size is kept once it
-    runs out; after the validation subsets comes the whole split); then one step per fine-tuning
-    epoch."""
+    validation subsets, calibration sets and supernet epochs grow together (the calibration list's
+    last size is kept once it runs out; after the validation subsets comes the whole split, after the
+    supernet epochs the trained supernet); then one step per fine-tuning epoch."""
 
     validation_examples: tuple[int, ...]
     calibration_examples: tuple[int, ...]
     finetune_epochs: int
+    supernet_epochs: tuple[int, ...] = ()
 
     @property
     def inherited(self) -> int:
         """Steps of the inherited weights (before any fine-tuning)."""
-        return max(len(self.validation_examples) + 1, len(self.calibration_examples))
+        return max(
+            len(self.validation_examples) + 1, len(self.calibration_examples), len(self.supernet_epochs) + 1
+        )
 
     @property
     def last(self) -> int:
@@ -225,6 +244,10 @@ class FidelitySteps:
         if not self.calibration_examples:
             return None
         return self.calibration_examples[min(step, len(self.calibration_examples) - 1)]
+
+    def supernet_epoch(self, step: int) -> int | None:
+        """The supernet training epoch whose weights ``step`` inherits (None: the trained supernet)."""
+        return self.supernet_epochs[step] if step < len(self.supernet_epochs) else None
 
     def finetune_epoch(self, step: int) -> int:
         """Fine-tuning epochs done at ``step``."""
@@ -310,6 +333,18 @@ class SearchSpec(_Strict):
         if quantization is not None and space is not None:
             quantization.check_units(space.quant_units(), space.family)
         return quantization
+
+    @field_validator("fidelity")
+    @classmethod
+    def _supernet_epochs_below_training(cls, fidelity: Fidelity, info: ValidationInfo) -> Fidelity:
+        training = info.data.get("supernet")  # validated before (a field defined earlier)
+        late = [e for e in fidelity.supernet_epochs if training is not None and e >= training.epochs]
+        if late:
+            raise ValueError(
+                f"supernet_epochs: {late[0]} is not below supernet.epochs ({training.epochs}); the "
+                "trained supernet is always the last inherited step"
+            )
+        return fidelity
 
     @model_validator(mode="after")
     def _space_or_supernet(self) -> SearchSpec:
@@ -405,7 +440,10 @@ class SearchSpec(_Strict):
         """A trial's fidelity steps (see ``FidelitySteps``)."""
         calibration = self.quantization.calibration_examples if self.quantization is not None else []
         return FidelitySteps(
-            tuple(self.fidelity.validation_examples), tuple(calibration), self.fidelity.finetune_epochs
+            tuple(self.fidelity.validation_examples),
+            tuple(calibration),
+            self.fidelity.finetune_epochs,
+            tuple(self.fidelity.supernet_epochs),
         )
 
     @property

@@ -87,6 +87,12 @@ def _with_supernet(spec: SearchSpec, storage: Storage, principal: Principal) -> 
             "a search can use it once it is ready"
         )
     trained = SupernetSpec.model_validate(supernet.spec)
+    if spec.fidelity.supernet_epochs and "snapshot_epochs" not in (supernet.summary or {}):
+        raise InvalidInputError(
+            f"supernet {supernet.id} keeps no per-epoch weights (it was trained before supernet epochs "
+            "were a fidelity); train a new supernet or omit fidelity.supernet_epochs",
+            ("body", "fidelity", "supernet_epochs"),
+        )
     if spec.task != trained.task:
         raise InvalidInputError(
             f"supernet {supernet.id} was trained on task {trained.task!r}, not {spec.task!r}",

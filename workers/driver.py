@@ -1,5 +1,8 @@
 """Runs one search on Ray: train the supernet once, then evaluate sub-networks through Ray Tune.
 
+With ``fidelity.supernet_epochs`` the trials start as soon as the first of those epochs is trained
+and run while the supernet trains on, in a Ray task that leaves them a CPU (``_TrainingAlongside``).
+
 Called by the service's dispatcher in a thread of the service process; everything it learns goes
 to the ``SearchListener`` (the service), never to the database directly.
 """
@@ -7,6 +10,7 @@ to the ``SearchListener`` (the service), never to the database directly.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +32,7 @@ from workers.control import SearchControl
 from workers.fidelity_scheduler import OnDecision, StoredCurve, TuneFidelityScheduler
 from workers.listener import SearchListener
 from workers.searcher import StrategySearcher
-from workers.supernet_job import run_supernet_training
+from workers.supernet_job import SupernetOutcome, SupernetRun
 from workers.trial import evaluate_subnet
 from workers.tune_callbacks import ListenerCallback, RunStopper
 
@@ -92,16 +96,8 @@ def _scheduler(spec: SearchSpec, on_decision: OnDecision) -> TrialScheduler:
     return TuneFidelityScheduler(scheduler, on_decision, options.step_budget(spec.budget.max_trials, steps))
 
 
-def _train(job: SearchJob, listener: SearchListener, is_canceled: Callable[[], bool]) -> SearchOutcome | None:
-    """Train (or reuse) the search's supernet on Ray; returns an outcome only if the search ends here."""
-    spec = SearchSpec.model_validate(job.spec)
-    outcome = run_supernet_training(
-        spec.supernet_spec().model_dump(mode="json"),
-        job.supernet_dir,
-        job.artifacts_root,
-        listener,
-        is_canceled,
-    )
+def _training_ended(outcome: SupernetOutcome, listener: SearchListener) -> SearchOutcome | None:
+    """Record the supernet's outcome; the search's outcome if it cannot go on without the supernet."""
     listener.supernet_finished(outcome.state.value, outcome.reason, outcome.summary)
     if outcome.state is SupernetState.CANCELED:
         return SearchOutcome(SearchState.CANCELED, outcome.reason)
@@ -111,17 +107,86 @@ def _train(job: SearchJob, listener: SearchListener, is_canceled: Callable[[], b
     return None
 
 
+class _TrainingAlongside:
+    """The search's supernet training, followed in a thread while trials run on its early epochs."""
+
+    def __init__(self, run: SupernetRun, listener: SearchListener, is_canceled: Callable[[], bool]) -> None:
+        self.ended: SearchOutcome | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._follow, args=(run, listener, is_canceled), name="supernet-training", daemon=True
+        )
+        self._thread.start()
+
+    def _follow(self, run: SupernetRun, listener: SearchListener, is_canceled: Callable[[], bool]) -> None:
+        try:
+            outcome = run.follow(is_canceled)
+            assert outcome is not None  # no ``until``: followed to the end
+            self.ended = _training_ended(outcome, listener)
+        finally:
+            self._done.set()
+
+    def failure(self) -> str | None:
+        """Why the search cannot go on (the training failed or was canceled); None while it can."""
+        return self.ended.reason if self._done.is_set() and self.ended is not None else None
+
+    def join(self) -> SearchOutcome | None:
+        """Wait for the training to end; the search's outcome if the supernet is not ready."""
+        self._thread.join()
+        return self.ended
+
+
+def _train(
+    job: SearchJob, listener: SearchListener, is_canceled: Callable[[], bool]
+) -> tuple[SearchOutcome | None, _TrainingAlongside | None]:
+    """Train (or reuse) the search's supernet on Ray. Returns an outcome if the search ends here; or,
+    with ``fidelity.supernet_epochs``, the training that goes on once their first epoch is trained."""
+    spec = SearchSpec.model_validate(job.spec)
+    early = spec.fidelity.supernet_epochs
+    run = SupernetRun(
+        spec.supernet_spec().model_dump(mode="json"),
+        job.supernet_dir,
+        job.artifacts_root,
+        listener,
+        leave_cpu=bool(early),
+    )
+    outcome = run.follow(is_canceled, until=(lambda: run.paths.weights_ready(early[0])) if early else None)
+    if outcome is None:  # the first early epoch is trained: trials start alongside the training
+        listener.progress(f"training supernet; evaluating sub-networks from epoch {early[0]} on")
+        return None, _TrainingAlongside(run, listener, is_canceled)
+    return _training_ended(outcome, listener), None
+
+
 def run_search(job: SearchJob, listener: SearchListener, control: SearchControl) -> SearchOutcome:
     """Run the search until its budget is spent, it is canceled, too many trials failed, or (a pause or
     stop was requested) no new trial may start and the running ones have finished. The budget is
     read from ``control`` throughout, so changes made while the search runs take effect."""
     spec = SearchSpec.model_validate(job.spec)
     started = time.monotonic()
-    ended = _train(job, listener, lambda: control.canceled() or control.winding_down())
-    if ended is not None:
+    ended, alongside = _train(job, listener, lambda: control.canceled() or control.winding_down())
+
+    def training_outcome(ended: SearchOutcome) -> SearchOutcome:
         if ended.state is SearchState.CANCELED and not control.canceled() and control.winding_down():
             return SearchOutcome(SearchState.SUCCEEDED, "wound down during supernet training")
         return ended
+
+    if ended is not None:
+        return training_outcome(ended)
+    outcome = _evaluate(job, spec, listener, control, started, alongside)
+    # trials can end (all stopped early) before the supernet they started on is trained: it finishes
+    ended = alongside.join() if alongside is not None else None
+    return outcome if ended is None else training_outcome(ended)
+
+
+def _evaluate(
+    job: SearchJob,
+    spec: SearchSpec,
+    listener: SearchListener,
+    control: SearchControl,
+    started: float,
+    alongside: _TrainingAlongside | None,
+) -> SearchOutcome:
+    """Run the trials through Ray Tune until the budget is spent or the search must stop."""
     if job.spent_before >= control.budget().max_trials:
         return SearchOutcome(SearchState.SUCCEEDED, "trial budget already spent")
 
@@ -144,6 +209,8 @@ def run_search(job: SearchJob, listener: SearchListener, control: SearchControl)
     def stop_reason() -> str | None:
         if control.canceled():
             return "search canceled"
+        if alongside is not None and (failure := alongside.failure()) is not None:
+            return failure  # trials waiting for the supernet's later epochs would wait for ever
         if (left := seconds_left()) is not None and left <= 0:
             return "max_duration_s reached"
         return too_many_failed()

@@ -62,6 +62,62 @@ def _largest_node_cpus() -> int:
     return max((int(n.get("Resources", {}).get("CPU", 0)) for n in nodes), default=1)
 
 
+class SupernetRun:
+    """One supernet training (or resumption, or reuse) running as a Ray task, followed from here.
+
+    ``leave_cpu`` keeps one CPU of the node free for trials that run while the supernet trains."""
+
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        root: Path,
+        artifacts_root: str,
+        listener: SupernetListener,
+        leave_cpu: bool = False,
+    ) -> None:
+        self.paths = SupernetPaths(root)
+        self._listener = listener
+        node_cpus = _largest_node_cpus()  # one task runs on one node: fit the biggest
+        cpus = max(1, min(2, node_cpus - 1 if leave_cpu else node_cpus))
+        self._ref = _train_supernet_task.options(num_cpus=cpus).remote(spec, str(root), artifacts_root, cpus)
+        self._last: dict[str, Any] | None = None
+        listener.supernet_progress("training supernet")
+
+    def follow(
+        self, is_canceled: Callable[[], bool], until: Callable[[], bool] | None = None
+    ) -> SupernetOutcome | None:
+        """Relay progress until the training ends (its outcome; canceled once ``is_canceled()``), or
+        until ``until()`` holds while it goes on (None)."""
+        while not ray.wait([self._ref], timeout=_POLL_S)[0]:
+            if is_canceled():
+                ray.cancel(self._ref, force=True)
+                return SupernetOutcome(SupernetState.CANCELED, "canceled during supernet training")
+            self._relay_progress()
+            if until is not None and until():
+                return None
+        try:
+            summary = ray.get(self._ref)
+        except Exception as exc:  # the task's own error, re-raised by Ray
+            log.warning("supernet training under %s failed: %s", self.paths.root, exc)
+            return SupernetOutcome(SupernetState.FAILED, _failure_reason(exc)[:2000])
+        reason = (
+            f"supernet trained: val accuracy largest {summary['largest_val_accuracy']:.3f}, "
+            f"smallest {summary['smallest_val_accuracy']:.3f}"
+        )
+        return SupernetOutcome(SupernetState.READY, reason, summary)
+
+    def _relay_progress(self) -> None:
+        if not self.paths.progress.exists():
+            return
+        try:
+            progress = json.loads(self.paths.progress.read_text())
+        except (OSError, ValueError):  # a file being replaced; read it next time
+            return
+        if progress != self._last:
+            self._last = progress
+            self._listener.supernet_progress(_describe(progress))
+
+
 def run_supernet_training(
     spec: dict[str, Any],
     root: Path,
@@ -70,30 +126,6 @@ def run_supernet_training(
     is_canceled: Callable[[], bool],
 ) -> SupernetOutcome:
     """Train (resume, or reuse) the supernet of ``spec`` (a SupernetSpec) under ``root`` on Ray."""
-    paths = SupernetPaths(root)
-    cpus = max(1, min(2, _largest_node_cpus()))  # one task runs on one node: fit the biggest
-    ref = _train_supernet_task.options(num_cpus=cpus).remote(spec, str(root), artifacts_root, cpus)
-    listener.supernet_progress("training supernet")
-    last = None
-    while not ray.wait([ref], timeout=_POLL_S)[0]:
-        if is_canceled():
-            ray.cancel(ref, force=True)
-            return SupernetOutcome(SupernetState.CANCELED, "canceled during supernet training")
-        if paths.progress.exists():
-            try:
-                progress = json.loads(paths.progress.read_text())
-            except (OSError, ValueError):  # a file being replaced; read it next time
-                continue
-            if progress != last:
-                last = progress
-                listener.supernet_progress(_describe(progress))
-    try:
-        summary = ray.get(ref)
-    except Exception as exc:  # the task's own error, re-raised by Ray
-        log.warning("supernet training under %s failed: %s", root, exc)
-        return SupernetOutcome(SupernetState.FAILED, _failure_reason(exc)[:2000])
-    reason = (
-        f"supernet trained: val accuracy largest {summary['largest_val_accuracy']:.3f}, "
-        f"smallest {summary['smallest_val_accuracy']:.3f}"
-    )
-    return SupernetOutcome(SupernetState.READY, reason, summary)
+    outcome = SupernetRun(spec, root, artifacts_root, listener).follow(is_canceled)
+    assert outcome is not None  # no ``until``: followed to the end
+    return outcome

@@ -5,9 +5,11 @@ sub-networks per step, with in-place distillation of the others from the largest
 and single-path one-shot (SPOS: one uniformly sampled sub-network per step). The learning rate follows
 a cosine schedule over all steps. Every epoch writes a checkpoint holding the weights, the optimizer,
 the schedule and the random-number state, so an interrupted training resumes where it stopped and
-ends with the same weights; a finished supernet is reused as it is. A supernet whose largest
-sub-network falls to chance accuracy (or whose loss is not finite) has collapsed: training stops with
-``SupernetCollapsedError`` instead of spending the rest of the budget.
+ends with the same weights; a finished supernet is reused as it is. Each epoch also keeps a snapshot
+of the weights alone (``epochs/{epoch}.pt``), so supernet training epochs are a fidelity: a trial can
+inherit its sub-network from the supernet as it was after any epoch, even while training goes on.
+A supernet whose largest sub-network falls to chance accuracy (or whose loss is not finite) has
+collapsed: training stops with ``SupernetCollapsedError`` instead of spending the rest of the budget.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FILE = "supernet.pt"
 SUMMARY_FILE = "supernet.json"
 PROGRESS_FILE = "progress.json"
+SNAPSHOT_DIR = "epochs"
 CHANCE_MARGIN = 0.02  # accuracy within this of chance counts as chance
 COLLAPSE_CHECK_FROM_EPOCH = 2
 COLLAPSE_CHECK_FRACTION = 0.3  # a network still at chance after this share of its epochs has collapsed
@@ -66,10 +69,23 @@ class SupernetPaths:
     def progress(self) -> Path:
         return self.root / PROGRESS_FILE
 
+    def snapshot(self, epoch: int) -> Path:
+        """The weights after ``epoch`` (written once that epoch's checkpoint is)."""
+        return self.root / SNAPSHOT_DIR / f"{epoch}.pt"
 
-def load_supernet(paths: SupernetPaths) -> Supernet:
-    """Load a trained supernet (tensors and plain values only: ``weights_only=True``)."""
-    payload = torch.load(paths.checkpoint, weights_only=True)
+    def weights(self, epoch: int | None) -> Path:
+        """The file holding the weights after ``epoch`` (None: the trained supernet)."""
+        return self.checkpoint if epoch is None else self.snapshot(epoch)
+
+    def weights_ready(self, epoch: int | None) -> bool:
+        """Whether the weights after ``epoch`` exist (None: whether training has finished)."""
+        return self.snapshot(epoch).exists() if epoch is not None else self.summary.exists()
+
+
+def load_supernet(paths: SupernetPaths, epoch: int | None = None) -> Supernet:
+    """Load a supernet: trained, or as it was after ``epoch`` (``weights_only=True``: tensors and
+    plain values only)."""
+    payload = torch.load(paths.weights(epoch), weights_only=True)
     model = get_family(payload["family"]).supernet_class().from_config_dict(payload["config"])
     model.load_state_dict(payload["state_dict"])
     model.eval()
@@ -122,10 +138,11 @@ def _step_loss(
     return total
 
 
-def _save_checkpoint(paths: SupernetPaths, state: dict[str, Any]) -> None:
-    tmp = paths.checkpoint.with_suffix(".tmp")
+def _save_atomic(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
-    os.replace(tmp, paths.checkpoint)
+    os.replace(tmp, path)
 
 
 def _check_collapse(point: dict[str, Any], epochs: int, chance: float) -> None:
@@ -216,12 +233,12 @@ def train_supernet(
         history.append(point)
         log.info("supernet epoch %d/%d: %s", epoch, training.epochs, point)
         _check_collapse(point, training.epochs, chance)
-        _save_checkpoint(
-            paths,
+        weights = {"family": family.name, "config": model.config.to_dict(), "state_dict": model.state_dict()}
+        _save_atomic(paths.snapshot(epoch), {**weights, "epoch": epoch})
+        _save_atomic(
+            paths.checkpoint,
             {
-                "family": family.name,
-                "config": model.config.to_dict(),
-                "state_dict": model.state_dict(),
+                **weights,
                 "epoch": epoch,
                 "spec_digest": digest,
                 "optimizer": optimizer.state_dict(),
@@ -250,6 +267,7 @@ def train_supernet(
         "epochs": training.epochs,
         "config": model.config.to_dict(),
         "history": history,
+        "snapshot_epochs": list(range(1, training.epochs + 1)),
         "chance_accuracy": chance,
         "largest_val_accuracy": history[-1]["largest_val_accuracy"],
         "smallest_val_accuracy": history[-1]["smallest_val_accuracy"],

@@ -1,13 +1,15 @@
 """The Ray Tune trainable of one trial: inherit a sub-network, measure it, fine-tune it rung by rung.
 
 Each report is one fidelity step: the inherited weights (after BatchNorm recalibration) on each
-validation subset of ``fidelity.validation_examples`` (if any), then on the whole validation split,
-then after each fine-tuning epoch. A trial that reaches the last step exports its model (TorchScript
-and ONNX, verified against PyTorch with ONNX Runtime) before its last report, so a model exists
-exactly for trials that ran to the end; its manifest also records the test-split accuracy, which no
-strategy ever sees. A search with ``quantization`` measures each trial under its policy instead
-(``workers.trial_quantization``): costs in ONNX Runtime, a fake-quantized accuracy at each step, and at
-the end the real quantized model, whose accuracy and costs are the trial's last report.
+validation subset of ``fidelity.validation_examples`` (if any) and from the supernet after each
+epoch of ``fidelity.supernet_epochs`` (if any; a step waits until its epoch is trained), then the
+trained supernet's weights on the whole validation split, then after each fine-tuning epoch. A trial
+that reaches the last step exports its model (TorchScript and ONNX, verified against PyTorch with
+ONNX Runtime) before its last report, so a model exists exactly for trials that ran to the end; its
+manifest also records the test-split accuracy, which no strategy ever sees. A search with
+``quantization`` measures each trial under its policy instead (``workers.trial_quantization``):
+costs in ONNX Runtime, a fake-quantized accuracy at each step, and at the end the real quantized
+model, whose accuracy and costs are the trial's last report.
 
 Every report but the trial's last carries a small checkpoint (the sub-network's weights and
 BatchNorm statistics, the optimizer state, the random states and the measured costs), persisted by
@@ -18,6 +20,7 @@ lost) restores the latest one and continues with the next epoch, exactly as it w
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,7 @@ from workers.training import accuracy, finetune_epoch, recalibrate_batchnorm, tr
 from workers.trial_quantization import PolicyEvaluation
 
 VERIFY_EXAMPLES = 64
+WEIGHTS_POLL_S = 1.0
 CHECKPOINT_FILE = "trial_state.pt"
 CHECKPOINT_FORMAT = 1
 
@@ -77,12 +81,11 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
         task.x_train, task.y_train, spec.fidelity.max_train_examples, spec.seed * 100_003 + number
     )
 
-    supernet = load_supernet(SupernetPaths(Path(job["supernet_dir"])))
-    model = supernet.extract(arch)
-    del supernet
+    steps = spec.steps
+    supernet = SupernetPaths(Path(job["supernet_dir"]))
+    model = _inherit(supernet, arch, steps.supernet_epoch(0))
     optimizer = _optimizer(model, settings)
     quantization = PolicyEvaluation.of(spec, params_config, arch, task)
-    steps = spec.steps
     resumed = _restore(tune.get_checkpoint(), model, optimizer, generator)
     if resumed is None:
         recalibrate_batchnorm(model, task.x_train)
@@ -92,6 +95,7 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
         first_step = 0
     else:  # a retry: the weights, BatchNorm statistics and costs are those of the checkpointed step
         costs, first_step = resumed.costs, resumed.epoch + 1
+    inherited_epoch = steps.supernet_epoch(first_step - 1 if resumed else 0)
 
     too_many = [n for n in spec.fidelity.validation_examples if n >= len(task.x_val)]
     if too_many:
@@ -101,6 +105,10 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
         )
     subsets = np.random.default_rng(spec.seed).permutation(len(task.x_val))  # one shuffle for all trials
     for step in range(first_step, spec.max_fidelity + 1):  # fidelity steps (see FidelitySteps)
+        if steps.finetune_epoch(step) == 0 and steps.supernet_epoch(step) != inherited_epoch:
+            inherited_epoch = steps.supernet_epoch(step)  # the supernet after more training epochs
+            model.load_state_dict(_inherit(supernet, arch, inherited_epoch).state_dict())
+            recalibrate_batchnorm(model, task.x_train)
         if steps.finetune_epoch(step) > 0:
             finetune_epoch(model, x_tune, y_tune, optimizer, settings["finetune_batch_size"], generator)
         size = steps.validation_subset(step)
@@ -130,6 +138,8 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
                 infeasible = _violations(spec, metrics)
             artifact_dir = None if infeasible else str(out)
         report = {"number": number, "fidelity": step, **metrics, "artifact_dir": artifact_dir}
+        if steps.supernet_epochs:  # which weights the step started from
+            report["supernet_epoch"] = steps.supernet_epoch(step) or spec.supernet.epochs
         report |= {"infeasible": infeasible} if infeasible else {}
         if last or infeasible:  # the trial ends with this report: nothing to resume
             tune.report(report)
@@ -137,6 +147,18 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory(prefix="supernas-trial-") as directory:
             _save(Path(directory), _TrialState(step, costs), model, optimizer, generator)
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))  # copied to storage
+
+
+def _inherit(supernet: SupernetPaths, arch: Any, epoch: int | None) -> torch.nn.Module:
+    """``arch`` extracted from the supernet after ``epoch`` (None: trained), waiting for it to exist."""
+    while not supernet.weights_ready(epoch):
+        if epoch is not None and supernet.summary.exists():
+            raise FileNotFoundError(
+                f"the supernet under {supernet.root} keeps no weights of epoch {epoch} (it was trained "
+                "before supernet epochs were a fidelity)"
+            )
+        time.sleep(WEIGHTS_POLL_S)
+    return load_supernet(supernet, epoch).extract(arch)
 
 
 @dataclass(frozen=True)

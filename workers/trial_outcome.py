@@ -9,7 +9,7 @@ from supernas.states import TrialState
 
 # Every metric a strategy may optimise, the thread count the latencies were measured with, and a
 # quantized trial's fake-quantized accuracy estimate (its real accuracy is ``accuracy``).
-METRIC_KEYS = (*(m.value for m in Metric), "latency_threads", "fake_quant_accuracy")
+METRIC_KEYS = (*(m.value for m in Metric), "latency_threads", "fake_quant_accuracy", "supernet_epoch")
 
 
 def observed_metrics(result: dict[str, Any]) -> dict[str, Any]:

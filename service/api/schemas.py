@@ -253,6 +253,7 @@ class SupernetOut(BaseModel):
     training: dict[str, Any]
     metrics: dict[str, Any]
     history: list[dict[str, Any]]
+    snapshot_epochs: list[int]
     search_id: str | None
     created_at: datetime
     finished_at: datetime | None
@@ -277,6 +278,7 @@ class SupernetOut(BaseModel):
             training=record.spec.get("training", {}),
             metrics=json_safe(metrics),
             history=json_safe(summary.get("history", [])),
+            snapshot_epochs=summary.get("snapshot_epochs", []),
             search_id=record.search_id,
             created_at=record.created_at,
             finished_at=record.finished_at,

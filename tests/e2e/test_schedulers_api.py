@@ -5,6 +5,7 @@ on its trial with the reason.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -101,3 +102,50 @@ def test_scheduler_runs_a_search_and_explains_its_decisions(client: httpx.Client
     if scheduler == "mobster":
         proposed = [t for t in trials if t["suggestion"]["strategy"] == "mobster"]
         assert proposed and all("log-EI" in t["suggestion"]["proposed_by"] for t in proposed)
+
+
+EARLY_EPOCHS_SEARCH = SEARCH | {
+    "name": "early-supernet-epochs",
+    "budget": {"max_trials": 6, "max_parallel": 1, "max_duration_s": 600},
+    "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
+    "supernet": {"epochs": 12, "batch_size": 64},
+    "fidelity": {"finetune_epochs": 1, "max_train_examples": 300, "supernet_epochs": [1, 6]},
+}
+
+
+def test_trials_run_on_early_supernet_epochs_while_the_supernet_trains(client: httpx.Client) -> None:
+    search, trials = _run(client, EARLY_EPOCHS_SEARCH)
+    assert search["state"] == "succeeded", search
+    supernet = client.get(f"/api/v1/supernets/{search['supernet_id']}").json()
+    assert supernet["state"] == "ready" and supernet["snapshot_epochs"] == list(range(1, 13))
+    for trial in trials:  # steps: epoch 1, epoch 6, the trained supernet (12), one fine-tuning epoch
+        assert [r["metrics"]["supernet_epoch"] for r in trial["reports"]] == [1, 6, 12, 12][
+            : len(trial["reports"])
+        ]
+    early = [r for t in trials for r in t["reports"] if r["metrics"]["supernet_epoch"] == 1]
+    # the first trials were measured on epoch 1 while the supernet still trained its later epochs
+    assert min(r["created_at"] for r in early) < supernet["finished_at"], (early, supernet)
+    assert any(t["state"] == "succeeded" for t in trials)
+
+
+def test_canceling_while_trials_wait_for_later_epochs_stops_them_and_the_training(
+    client: httpx.Client,
+) -> None:
+    spec = EARLY_EPOCHS_SEARCH | {
+        "name": "early-epochs-canceled",
+        "supernet": {"epochs": 60, "batch_size": 64},
+    }
+    created = client.post("/api/v1/searches", json=spec)
+    assert created.status_code == 201, created.text
+    search_id = created.json()["id"]
+    deadline = time.monotonic() + 300
+    while not client.get(f"/api/v1/searches/{search_id}/trials").json()["items"]:  # trials have started
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert client.post(f"/api/v1/searches/{search_id}/cancel").status_code == 202
+    search = wait_until_ended(client, search_id, timeout_s=120)
+    assert search["state"] == "canceled", search
+    supernet = client.get(f"/api/v1/supernets/{search['supernet_id']}").json()
+    assert supernet["state"] == "canceled" and len(supernet["history"]) < 60, supernet
+    trials = client.get(f"/api/v1/searches/{search_id}/trials").json()["items"]
+    assert trials and all(t["state"] in {"canceled", "pruned"} for t in trials), trials

@@ -158,6 +158,31 @@ def test_a_search_naming_a_mismatched_or_unready_supernet_is_refused(
     assert "supernet_id" in problem["detail"]
 
 
+def test_supernet_epochs_are_checked_against_the_named_supernet(
+    app_and_client: tuple[object, TestClient],
+) -> None:
+    app, client = app_and_client
+    storage = app.state.storage  # type: ignore[attr-defined]
+    old = _ready_supernet(app, client)  # its summary lists no snapshots: trained before they existed
+    body = {"task": "digits", "objectives": OBJECTIVES, "fidelity": {"supernet_epochs": [1]}}
+    problem = problem_of(client.post("/api/v1/searches", json={**body, "supernet_id": old["id"]}), 422)
+    assert problem["errors"][0]["loc"] == ["body", "fidelity", "supernet_epochs"], problem
+    assert "keeps no per-epoch weights" in problem["detail"]
+
+    new = client.post("/api/v1/supernets", json={"task": "digits", "space": CNN_SPACE}).json()
+    epochs = new["spec"]["training"]["epochs"]
+    summary = {"data_fingerprint": "f" * 64, "snapshot_epochs": list(range(1, epochs + 1))}
+    storage.set_supernet_state(new["id"], SupernetState.READY, "trained", summary)
+    assert (
+        client.get(f"/api/v1/supernets/{new['id']}").json()["snapshot_epochs"] == summary["snapshot_epochs"]
+    )
+    created = client.post("/api/v1/searches", json={**body, "supernet_id": new["id"]})
+    assert created.status_code == 201, created.text
+    late = {**body, "supernet_id": new["id"], "fidelity": {"supernet_epochs": [1, epochs]}}
+    problem = problem_of(client.post("/api/v1/searches", json=late), 422)
+    assert f"is not below supernet.epochs ({epochs})" in problem["detail"], problem
+
+
 # --- data sets ---------------------------------------------------------------------------------
 
 

@@ -114,3 +114,17 @@ def test_batchnorm_recalibration_keeps_an_extracted_subnet_accurate(trained: tup
     assert accuracy(subnet, task.x_val, task.y_val) > 0.4
     with torch.no_grad():
         assert all(torch.isfinite(p).all() for p in subnet.parameters())
+
+
+def test_every_epoch_keeps_a_snapshot_that_reproduces_its_history(trained: tuple[Path, dict]) -> None:
+    root, summary = trained
+    paths = SupernetPaths(root)
+    assert summary["snapshot_epochs"] == [1, 2, 3, 4, 5]
+    task = load_task("digits")
+    largest = SupernetSpec.model_validate(SPEC).space.largest()
+    for point in summary["history"]:
+        model = load_supernet(paths, point["epoch"])  # loads with weights_only=True
+        assert subnet_accuracy(model, largest, task) == pytest.approx(point["largest_val_accuracy"])
+    last = torch.load(paths.snapshot(5), weights_only=True)["state_dict"]
+    trained_weights = torch.load(paths.checkpoint, weights_only=True)["state_dict"]
+    assert all(torch.equal(tensor, trained_weights[name]) for name, tensor in last.items())
