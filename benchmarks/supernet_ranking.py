@@ -80,6 +80,7 @@ from search_spaces.family import ArchSpace
 from search_spaces.spec import SupernetTraining
 from search_spaces.supernet import Supernet, count_params
 from surrogates.torch_threads import torch_threads
+from workers.allocator import retain_freed_memory
 from workers.datasets import Limits, build_dataset, save_dataset
 from workers.supernet_training import (
     SupernetPaths,
@@ -176,9 +177,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--cases", help=f"comma-separated, default all: {','.join(CASES)}")
     p.add_argument("--subnets", type=int, help="distinct sub-networks per case (default 20)")
     p.add_argument("--seed", type=int, default=0, help="supernet and sampling seed (default 0)")
-    p.add_argument("--train-examples", type=int, help="cnn: Fashion-MNIST training subset (default 3000)")
+    p.add_argument("--train-examples", type=int, help="cnn: Fashion-MNIST training subset (default 12000)")
     p.add_argument("--val-examples", type=int, help="cnn: validation subset (default 2000; 0 for all)")
-    p.add_argument("--cnn-epochs", type=int, help="cnn: supernet and stand-alone epochs (default 3)")
+    p.add_argument("--cnn-epochs", type=int, help="cnn: supernet and stand-alone epochs (default 10)")
     p.add_argument("--mlp-epochs", type=int, help="mlp: supernet and stand-alone epochs (default 30)")
     p.add_argument(
         "--mlp-task", choices=MLP_TASKS, default="synthetic", help="mlp: tabular task (default synthetic)"
@@ -397,15 +398,17 @@ class _Inline:
         return None
 
 
+def _start_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+    retain_freed_memory()  # as the service's workers do
+
+
 def _pool(workers: int, threads: int) -> Any:
     """Worker processes (spawned, ``threads`` torch threads each), or this process for one worker."""
     if workers == 1:
         return _Inline()
     return ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=get_context("spawn"),
-        initializer=torch.set_num_threads,
-        initargs=(threads,),
+        max_workers=workers, mp_context=get_context("spawn"), initializer=_start_worker, initargs=(threads,)
     )
 
 
@@ -573,6 +576,7 @@ def format_case(name: str, result: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run every case of ``args``; returns the JSON document (also written to ``args.out``)."""
+    retain_freed_memory()  # the inherited evaluations run in this process, as trials run in a worker
     with torch_threads(args.threads):
         return _run(args)
 

@@ -33,6 +33,7 @@ from search_spaces.families import get_family
 from search_spaces.family import ArchSpace
 from search_spaces.spec import SupernetSpec, SupernetTraining
 from search_spaces.supernet import Supernet
+from workers.allocator import retain_freed_memory
 from workers.export import write_json_atomic
 from workers.task_source import load_task_data
 from workers.tasks import TaskData, data_fingerprint
@@ -179,6 +180,7 @@ def train_supernet(
         return json.loads(paths.summary.read_text())
     paths.root.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(num_threads)
+    retain_freed_memory()
     task = load_task_data(spec.task, artifacts_root)
     family = get_family(spec.space.family)
     if not family.accepts(task.kind):

@@ -31,6 +31,7 @@ from ray import tune
 
 from search_spaces.spec import SearchSpec
 from supernas.objectives import COST_METRICS
+from workers.allocator import retain_freed_memory
 from workers.costs import measure_costs
 from workers.export import export_subnet
 from workers.supernet_training import SupernetPaths, load_supernet
@@ -69,6 +70,7 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
     epochs after it.
     """
     torch.set_num_threads(1)
+    retain_freed_memory()
     spec = SearchSpec.model_validate(job["spec"])
     number = int(config["number"])
     params_config = spec.param_space().validate(config["params"])

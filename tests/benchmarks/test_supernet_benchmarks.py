@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from benchmarks import supernet_ranking, supernet_throughput
+from benchmarks import supernet_epochs, supernet_ranking, supernet_throughput
 from search_spaces.families import get_family
+from search_spaces.spec import SearchSpec
 
 
 def _finite(value: Any) -> bool:
@@ -81,3 +84,29 @@ def test_throughput_reports_every_mode(throughput: tuple[dict, dict]) -> None:
         assert case["modes"]["sandwich"]["subnets_per_step"] == 4
         for ratio in case["ratio"].values():
             assert _finite(ratio) and ratio > 0
+
+
+def test_ranking_in_worker_processes_gives_the_same_numbers(
+    ranking: tuple[dict, dict], tmp_path: Path
+) -> None:
+    _, inline = ranking
+    doc = supernet_ranking.main(["--quick", "--workers", "2", "--out", str(tmp_path)])
+    fields = ("arch", "inherited_accuracy", "standalone_accuracies")
+    rows = [{k: r[k] for k in fields} for r in doc["cases"]["mlp"]["subnets"]]
+    assert rows == [{k: r[k] for k in fields} for r in inline["cases"]["mlp"]["subnets"]]
+    assert doc["cases"]["mlp"]["workers"] == 2
+
+
+def test_supernet_epochs_benchmark_compares_the_spec_with_and_without_early_epochs() -> None:
+    spec = yaml.safe_load(supernet_epochs.DEFAULT_SPEC.read_text())
+    early = supernet_epochs.variant_spec(spec, "early epochs", seed=4)
+    first = supernet_epochs.variant_spec(spec, "trained first", seed=4)
+    assert early["fidelity"] == spec["fidelity"] and early["seed"] == first["seed"] == 4
+    assert "supernet_epochs" not in first["fidelity"]
+    assert {k: v for k, v in first.items() if k not in ("name", "fidelity", "seed")} == {
+        k: v for k, v in spec.items() if k not in ("name", "fidelity", "seed")
+    }
+    SearchSpec.model_validate(early)
+    SearchSpec.model_validate(first)
+    with pytest.raises(SystemExit, match=r"no fidelity\.supernet_epochs"):
+        supernet_epochs.variant_spec(first, "early epochs", seed=0)
