@@ -123,6 +123,9 @@ class _TrainingAlongside:
             outcome = run.follow(is_canceled)
             assert outcome is not None  # no ``until``: followed to the end
             self.ended = _training_ended(outcome, listener)
+        except Exception as exc:  # following it failed (Ray, the database): the trials must not wait
+            log.exception("following the supernet training failed")
+            self.ended = SearchOutcome(SearchState.FAILED, f"supernet training could not be followed: {exc}")
         finally:
             self._done.set()
 
