@@ -9,6 +9,7 @@ The trainable runs in-process here with a stand-in for ``ray.tune``'s ``report``
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -103,6 +104,17 @@ def _run(
     return params
 
 
+def crash_and_retry(run: Callable[[Path, _FakeTune], object], tmp_path: Path) -> tuple[_FakeTune, _FakeTune]:
+    """Run a trial under ``tmp_path / "run"`` whose worker dies right after step 1, then its retry
+    from the latest checkpoint; returns both sessions."""
+    crashed = _FakeTune(tmp_path / "crashed", crash_after=1)
+    with pytest.raises(_Crash):
+        run(tmp_path / "run", crashed)
+    retried = _FakeTune(tmp_path / "retried", resume_from=crashed.checkpoints[-1])
+    run(tmp_path / "run", retried)
+    return crashed, retried
+
+
 def _logits(root: Path) -> torch.Tensor:
     model = torch.jit.load(str(trial_dir(str(root), "s", 4) / TORCHSCRIPT_FILE)).eval()
     with torch.inference_mode():
@@ -122,13 +134,10 @@ def test_a_retry_from_a_checkpoint_continues_exactly(
     assert max(sizes) < 1_000_000, sizes
     assert whole.reports[-1]["artifact_dir"] is not None
 
-    crashed = _FakeTune(tmp_path / "crashed", crash_after=1)
-    with pytest.raises(_Crash):
-        _run(supernet_dir, tmp_path / "run", optimizer, crashed, monkeypatch)
+    crashed, retried = crash_and_retry(
+        lambda root, fake: _run(supernet_dir, root, optimizer, fake, monkeypatch), tmp_path
+    )
     assert [r["fidelity"] for r in crashed.reports] == [0, 1]
-    retried = _FakeTune(tmp_path / "retried", resume_from=crashed.checkpoints[-1])
-    _run(supernet_dir, tmp_path / "run", optimizer, retried, monkeypatch)
-
     assert [r["fidelity"] for r in retried.reports] == [2, 3]  # nothing reported twice
     costs = {k: v for k, v in crashed.reports[0].items() if k not in {"accuracy", "fidelity", "artifact_dir"}}
     for report in retried.reports:  # the costs measured before the crash, not measured again

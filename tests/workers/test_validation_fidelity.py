@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from pydantic import ValidationError
-from test_trial_checkpoints import SPEC, _Crash, _FakeTune
+from test_trial_checkpoints import SPEC, _FakeTune, crash_and_retry
 from test_trial_checkpoints import _run as run_trial
 
 import workers.trial as trial_module
@@ -55,11 +55,9 @@ def test_steps_are_subsets_then_the_whole_split_then_epochs(
     assert [r["accuracy"] for r in whole.reports[:3]] == pytest.approx(expected)
     assert whole.reports[-1]["artifact_dir"] is not None
 
-    crashed = _FakeTune(tmp_path / "crashed", crash_after=1)
-    with pytest.raises(_Crash):
-        _run(supernet_dir, tmp_path / "run", crashed, monkeypatch)
-    retried = _FakeTune(tmp_path / "retried", resume_from=crashed.checkpoints[-1])
-    _run(supernet_dir, tmp_path / "run", retried, monkeypatch)
+    crashed, retried = crash_and_retry(
+        lambda root, fake: _run(supernet_dir, root, fake, monkeypatch), tmp_path
+    )
     assert [r["fidelity"] for r in retried.reports] == [2, 3]
     assert [r["accuracy"] for r in crashed.reports + retried.reports] == [
         r["accuracy"] for r in whole.reports
