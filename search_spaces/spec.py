@@ -201,15 +201,10 @@ class Fidelity(_Strict):
         "training goes on; a step waits for its epoch. Empty: every step uses the trained supernet.",
     )
 
-    @field_validator("validation_examples")
+    @field_validator("validation_examples", "supernet_epochs")
     @classmethod
-    def _ascending(cls, sizes: list[int]) -> list[int]:
-        return strictly_ascending(sizes, "validation_examples")
-
-    @field_validator("supernet_epochs")
-    @classmethod
-    def _ascending_epochs(cls, epochs: list[int]) -> list[int]:
-        return strictly_ascending(epochs, "supernet_epochs")
+    def _ascending(cls, values: list[int], info: ValidationInfo) -> list[int]:
+        return strictly_ascending(values, str(info.field_name))
 
 
 @dataclass(frozen=True)

@@ -111,8 +111,7 @@ class _TrainingAlongside:
     """The search's supernet training, followed in a thread while trials run on its early epochs."""
 
     def __init__(self, run: SupernetRun, listener: SearchListener, is_canceled: Callable[[], bool]) -> None:
-        self.ended: SearchOutcome | None = None
-        self._done = threading.Event()
+        self.ended: SearchOutcome | None = None  # set once the training ended without a ready supernet
         self._thread = threading.Thread(
             target=self._follow, args=(run, listener, is_canceled), name="supernet-training", daemon=True
         )
@@ -126,12 +125,10 @@ class _TrainingAlongside:
         except Exception as exc:  # following it failed (Ray, the database): the trials must not wait
             log.exception("following the supernet training failed")
             self.ended = SearchOutcome(SearchState.FAILED, f"supernet training could not be followed: {exc}")
-        finally:
-            self._done.set()
 
     def failure(self) -> str | None:
         """Why the search cannot go on (the training failed or was canceled); None while it can."""
-        return self.ended.reason if self._done.is_set() and self.ended is not None else None
+        return self.ended.reason if self.ended is not None else None
 
     def join(self) -> SearchOutcome | None:
         """Wait for the training to end; the search's outcome if the supernet is not ready."""

@@ -7,8 +7,9 @@ from typing import Any
 from supernas.objectives import Metric
 from supernas.states import TrialState
 
-# Every metric a strategy may optimise, the thread count the latencies were measured with, and a
-# quantized trial's fake-quantized accuracy estimate (its real accuracy is ``accuracy``).
+# Every metric a strategy may optimise, the thread count the latencies were measured with, a
+# quantized trial's fake-quantized accuracy estimate (its real accuracy is ``accuracy``), and the
+# supernet epoch whose weights the step inherited (with ``fidelity.supernet_epochs``).
 METRIC_KEYS = (*(m.value for m in Metric), "latency_threads", "fake_quant_accuracy", "supernet_epoch")
 
 
