@@ -60,11 +60,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +74,7 @@ from sklearn.datasets import make_classification
 from torch import nn
 
 from benchmarks.cli import fill_defaults
+from benchmarks.processes import worker_pool
 from search_spaces.families import get_family
 from search_spaces.family import ArchSpace
 from search_spaces.spec import SupernetTraining
@@ -384,47 +383,17 @@ def costs(rows: list[dict[str, Any]], case: Case, task: TaskData, n_train: int) 
 # --------------------------------------------------------------------------------------------- one case
 
 
-class _Inline:
-    """``concurrent.futures`` executor stand-in that runs each job at once in this process (--workers 1)."""
-
-    def submit(self, fn: Any, /, *args: Any) -> Future:
-        future: Future = Future()
-        future.set_result(fn(*args))
-        return future
-
-    def __enter__(self) -> _Inline:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _start_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
-    retain_freed_memory()  # as the service's workers do
-
-
-def _pool(workers: int, threads: int) -> Any:
-    """Worker processes (spawned, ``threads`` torch threads each), or this process for one worker."""
-    if workers == 1:
-        return _Inline()
-    return ProcessPoolExecutor(
-        max_workers=workers, mp_context=get_context("spawn"), initializer=_start_worker, initargs=(threads,)
-    )
+@lru_cache(maxsize=1)
+def _full_task(task_name: str, data_root: Path) -> TaskData:
+    """The case's task, loaded once per process."""
+    return load_task_data(task_name, data_root)
 
 
 def _case_data(case: Case, data_root: Path, seed: int) -> tuple[TaskData, tuple[np.ndarray, np.ndarray]]:
-    """The case's validation subset and training subset (loaded once per worker process)."""
-    return _subsets(case.task, case.val_examples, case.train_examples, data_root, seed)
-
-
-@lru_cache(maxsize=2)
-def _subsets(
-    task_name: str, val_examples: int | None, train_examples: int | None, data_root: Path, seed: int
-) -> tuple[TaskData, tuple[np.ndarray, np.ndarray]]:
-    full = load_task_data(task_name, data_root)
-    task = validation_subset(full, val_examples, seed)
-    return task, training_subset(full.x_train, full.y_train, train_examples, seed)
+    """The case's validation subset and training subset."""
+    full = _full_task(case.task, data_root)
+    task = validation_subset(full, case.val_examples, seed)
+    return task, training_subset(full.x_train, full.y_train, case.train_examples, seed)
 
 
 def _standalone_job(
@@ -467,12 +436,12 @@ def run_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
     timed on its own ``args.threads`` threads); the inherited evaluations run afterwards, alone."""
     started = time.perf_counter()
     space = get_family(case.space["family"]).space.model_validate(case.space)
-    full = load_task_data(case.task, args.data_root)
+    full = _full_task(case.task, args.data_root)
     task, subset = _case_data(case, args.data_root, args.seed)
     archs = sample_distinct(space, args.subnets, args.seed)
     seeds = [args.seed + 1000 + i for i in range(case.standalone_seeds)]
     with tempfile.TemporaryDirectory(prefix="supernet-ranking-") as tmp:
-        with _pool(args.workers, args.threads) as pool:
+        with worker_pool(args.workers, args.threads) as pool:
             supernet = pool.submit(_supernet_job, case, args.seed, args.threads, Path(tmp), args.data_root)
             jobs = [
                 [
