@@ -50,7 +50,7 @@ ALL_PEERS = (*peers.OPTUNA_PEERS, dynast_peer.DYNAST_PEER)
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 # Model-based strategies whose ask costs seconds ask 5 configs at a time by default: at batch 1 the
 # GP-based ones take ~10x longer per seed, and the default run would not fit in an hour on 2 cores.
-DEFAULT_BATCH_FOR = "botorch=5,default=5,linas=5"
+DEFAULT_BATCH_FOR = "botorch=5,linas=5"
 QUICK = {"evals": 8, "seeds": 2, "jobs": 1, "timing_sizes": "10,20"}
 
 
@@ -89,6 +89,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--timing-sizes", help="history sizes for timing ask(n=1) (default 100,500,1000; 'none')")
     p.add_argument("--quick", action="store_true", help="smoke test: 8 evals, 2 seeds, 1 job, small timings")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only the contenders run now in --out's strategies.json (same problems, seeds, budget)",
+    )
     args = p.parse_args(argv)
     fill_defaults(args, {"evals": 50, "seeds": 10, "jobs": 2, "timing_sizes": "100,500,1000"}, QUICK)
     if args.evals < 1 or args.seeds < 1 or args.jobs < 1 or args.batch < 1:
@@ -193,8 +198,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         args, problems, strategies, peer_names, batches, bps, results, peers_not_run, dynast_python
     )
     doc["wall_seconds"] = time.perf_counter() - started
+    if args.merge:
+        doc = merge(json.loads((args.out / "strategies.json").read_text()), doc)
     _write(doc, args.out)
     return doc
+
+
+def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` with the runs, batch sizes and timings of ``new``'s contenders replaced, and the summary
+    recomputed; ``new``'s settings are kept under ``merged_runs``. Both must share evals and seeds."""
+    for key in ("evals", "seeds"):
+        if old["settings"][key] != new["settings"][key]:
+            raise SystemExit(f"--merge: {key} differ ({old['settings'][key]} vs {new['settings'][key]})")
+    missing = set(new["runs"]) - set(old["runs"])
+    if missing:
+        raise SystemExit(f"--merge: problems {sorted(missing)} are not in the earlier result")
+    for problem, runs in new["runs"].items():
+        old["runs"][problem].update(runs)
+        old["seconds_per_seed"].setdefault(problem, {}).update(new["seconds_per_seed"].get(problem, {}))
+        old["errors"].setdefault(problem, {}).update(new["errors"].get(problem, {}))
+    old["settings"]["batch"].update(new["settings"]["batch"])
+    old["timing"].update(new["timing"])
+    old["strategies"] = sorted(set(old["strategies"]) | set(new["strategies"]))
+    old["peers"] = [*old["peers"], *(p for p in new["peers"] if p not in old["peers"])]
+    old["summary"] = report.summarise(_curves(old["runs"]), old["peers"])
+    contenders = sorted({c for runs in new["runs"].values() for c in runs} | set(new["timing"]))
+    merged = {"contenders": contenders, "settings": new["settings"], "wall_seconds": new["wall_seconds"]}
+    old.setdefault("merged_runs", []).append(merged)
+    return old
+
+
+def _curves(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
+    """problem -> contender -> regrets (seeds, evals), for the contenders with at least one run."""
+    return {p: {n: np.array(r["regret"]) for n, r in by.items() if r["regret"]} for p, by in runs.items()}
 
 
 def _document(
@@ -238,8 +274,7 @@ def _document(
         run["final_hv"].append(out["final_hv"])
         run["seconds"].append(out["seconds"])
         run["distinct"].append(out["distinct_configs"])
-    curves = {p: {n: np.array(r["regret"]) for n, r in runs[p].items() if r["regret"]} for p in problems}
-    summary = report.summarise(curves, peer_names)
+    summary = report.summarise(_curves(runs), peer_names)
     seconds = {
         p: {n: float(np.mean(r["seconds"])) for n, r in runs[p].items() if r["seconds"]} for p in problems
     }
@@ -279,10 +314,7 @@ def _document(
 def _write(doc: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "strategies.json").write_text(json.dumps(doc, indent=1))
-    curves = {
-        p: {n: np.array(r["regret"]) for n, r in runs.items() if r["regret"]}
-        for p, runs in doc["runs"].items()
-    }
+    curves = _curves(doc["runs"])
     report.plot({p: c for p, c in curves.items() if c}, doc["peers"], out / "strategies.png")
 
 

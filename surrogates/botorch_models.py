@@ -157,10 +157,18 @@ def _slack_of(column: int) -> Callable[[Tensor], Tensor]:
     return lambda Z: Z[..., column]
 
 
+def acquisition_values(acq: AcquisitionFunction, X: Tensor) -> Tensor:
+    """Single-point acquisition values of the rows of X (K, d) -> (K,), in chunks."""
+    with torch.no_grad():
+        return torch.cat([acq(chunk.unsqueeze(-2)) for chunk in X.split(EVAL_CHUNK)])
+
+
 def pick_batch(
-    acq: AcquisitionFunction, X_cand: Tensor, q: int, greedy: bool = True
+    acq: AcquisitionFunction, X_cand: Tensor, q: int, values: Tensor, greedy: bool = True
 ) -> tuple[list[int], list[float]]:
     """Indices of q distinct rows of X_cand (K, d) and their acquisition values.
+
+    ``values`` (K,) are the rows' single-point values (``acquisition_values``).
 
     ``greedy``: sequential greedy (``optimize_acqf_discrete``), each pick conditioned on the earlier
     ones as pending, over a shortlist of the ``SHORTLIST_PER_PICK * q`` (at least ``MIN_SHORTLIST``)
@@ -170,10 +178,11 @@ def pick_batch(
     probability of feasibility, whose batch value saturates once one point is surely feasible).
     """
     size = max(MIN_SHORTLIST, SHORTLIST_PER_PICK * q)
-    if greedy and (q == 1 or len(X_cand) <= size):
+    if greedy and q == 1:
+        best = int(torch.argmax(values))
+        return [best], [float(values[best])]
+    if greedy and len(X_cand) <= size:
         return _greedy(acq, X_cand, torch.arange(len(X_cand)), q)
-    with torch.no_grad():
-        values = torch.cat([acq(chunk.unsqueeze(-2)) for chunk in X_cand.split(EVAL_CHUNK)])  # (K,)
     if not greedy:
         top = torch.topk(values, q).indices  # (q,)
         return top.tolist(), values[top].tolist()

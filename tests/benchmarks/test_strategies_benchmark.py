@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +66,22 @@ def test_two_dimensional_hypervolume_by_hand() -> None:
     expected = (1 - 0.2) * (1 - 0.5) + (1 - 0.5) * (0.5 - 0.2)
     assert hypervolume(costs) == pytest.approx(expected)
     assert regret_curve(costs, 1.0).tolist() == pytest.approx([0.6, 1 - expected, 1 - expected, 1 - expected])
+
+
+def test_merge_replaces_only_the_contenders_run_again(quick_run: tuple[dict, Path], tmp_path: Path) -> None:
+    doc, out = quick_run
+    shutil.copy(out / "strategies.json", tmp_path / "strategies.json")
+    argv = ["--quick", "--problems", ",".join(PROBLEMS), "--peers", "none", "--timing-sizes", "none"]
+    merged = main([*argv, "--strategies", "sobol", "--merge", "--out", str(tmp_path)])
+    on_disk = json.loads((tmp_path / "strategies.json").read_text())
+    assert on_disk == json.loads(json.dumps(merged))
+    for problem in PROBLEMS:
+        runs = on_disk["runs"][problem]
+        assert set(runs) == {*CONTENDERS, "sobol"}
+        assert runs["random"]["regret"] == doc["runs"][problem]["random"]["regret"]
+        assert on_disk["summary"]["problems"][problem]["best_peer"] == "optuna-random"
+    assert set(on_disk["summary"]["average_rank"]) == {*CONTENDERS, "sobol"}
+    assert on_disk["merged_runs"][-1]["contenders"] == ["sobol"]
+    assert on_disk["settings"]["batch"]["sobol"] == 1 and "random" in on_disk["timing"]
+    with pytest.raises(SystemExit, match="evals differ"):
+        main([*argv, "--evals", "9", "--strategies", "sobol", "--merge", "--out", str(tmp_path)])

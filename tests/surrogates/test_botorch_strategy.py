@@ -17,13 +17,13 @@ from strategy_contract import (
     toy_metrics,
 )
 
-from search_spaces.params import Categorical, Integer, ParamSpace
+from search_spaces.params import Categorical, Float, Integer, ParamSpace
 from search_spaces.spec import Constraint
 from supernas.objectives import Metric
 from supernas.records import Observation
 from supernas.states import TrialState
 from surrogates import botorch_models as bm
-from surrogates.botorch_strategy import BoTorchStrategy, mutate
+from surrogates.botorch_strategy import BoTorchStrategy, mutate, perturb
 from surrogates.observations import config_key
 from surrogates.strategy import SearchProblem
 
@@ -150,15 +150,38 @@ def test_a_small_finite_space_is_searched_exhaustively() -> None:
     assert pair[0].config == configs[-1] and pair[1].info["reason"] == "space exhausted"
 
 
-def test_mutations_stay_valid_under_conditions() -> None:
+@pytest.mark.parametrize("neighbour_of", [mutate, perturb])
+def test_neighbours_stay_valid_under_conditions(neighbour_of: object) -> None:
     rng = np.random.default_rng(0)
     changed = 0
     for _ in range(200):
         config = MIXED_SPACE.sample(rng)
-        neighbour = mutate(MIXED_SPACE, config, rng)
+        neighbour = neighbour_of(MIXED_SPACE, config, rng)  # type: ignore[operator]
         assert MIXED_SPACE.validate(neighbour) == neighbour
         changed += neighbour != config
     assert changed > 180
+
+
+def test_local_search_finds_a_better_acquisition_value_than_the_random_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 6-D bowl whose optimum needs every coordinate near 0.5: random candidates rarely come close."""
+    space = ParamSpace([Float(f"x{i}", 0.0, 1.0) for i in range(6)])
+    problem = SearchProblem(space=space, objectives=(ACC,))
+    rng = np.random.default_rng(0)
+
+    def bowl(config: dict[str, float]) -> dict[str, float]:
+        return {"accuracy": -sum((v - 0.5) ** 2 for v in config.values())}
+
+    history = [
+        Observation(number=i, config=c, state=TrialState.SUCCEEDED, metrics=bowl(c))
+        for i, c in enumerate(space.sample(rng) for _ in range(20))
+    ]
+    searched = BoTorchStrategy(problem, seed=0).ask(history, [], 1)[0]
+    monkeypatch.setattr(BoTorchStrategy, "_local_search", lambda self, acq, c, X, v, seen, rng: (c, X, v))
+    pool_only = BoTorchStrategy(problem, seed=0).ask(history, [], 1)[0]
+    assert searched.info["n_candidates"] > pool_only.info["n_candidates"]
+    assert searched.acquisition_value > pool_only.acquisition_value
 
 
 def test_a_failed_fit_falls_back_to_sobol(
