@@ -15,7 +15,9 @@ batch from a discrete candidate set, so a resumed search suggests what it would 
   random subsample), so an ask stays fast at 1000+.
 - Acquisition: optimised over valid configs only, which suits mixed and conditional spaces: every
   unseen config of a finite space under 5000 configs, else 2048 random unseen configs plus
-  one-or-two-parameter mutations of the incumbents. Pending configs are ``X_pending``. A batch
+  one-or-two-parameter mutations of the incumbents, then a local search of the acquisition from
+  the best of them (``neighbours.perturb``). On DTLZ2 (6-D, batch 1, 2 seeds) the local search
+  took the final hypervolume regret from 0.141 to 0.114. Pending configs are ``X_pending``. A batch
   (n > 1) is sequential greedy (``optimize_acqf_discrete``, over a shortlist of the best
   single-point values), each pick conditioned on the previous ones as pending; the
   ``acquisition_value`` of a suggestion is its log value at the time it was picked. While
@@ -33,13 +35,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from botorch.acquisition import AcquisitionFunction
 from botorch.exceptions import BotorchError, ModelFittingError
 from botorch.models import ModelListGP
 from scipy.stats import qmc
 
-from search_spaces.params import Categorical, ParamSpace
+from search_spaces.params import ParamSpace
 from supernas.records import Observation
 from surrogates import botorch_models as bm
+from surrogates.neighbours import mutate, perturb
 from surrogates.observations import TrainingData, config_key, seen_keys, sign, training_data
 from surrogates.strategy import Prediction, Strategy, Suggestion
 from surrogates.torch_threads import torch_threads
@@ -50,9 +54,7 @@ N_RANDOM_CANDIDATES = 2048
 ENUMERATE_BELOW = 5000  # a finite space smaller than this is searched exhaustively
 N_INCUMBENTS = 10  # observed configs whose neighbourhoods are searched
 N_NEIGHBOURS = 32  # mutations per incumbent
-MUTATION_STEP = 0.1  # std of a numeric mutation, in unit-cube coordinates
 LOCAL_ROUNDS, LOCAL_STARTS, LOCAL_NEIGHBOURS = 3, 16, 16  # local search of the acquisition
-LOCAL_STEPS = (0.01, 0.03, 0.1)  # std of a joint numeric nudge, in unit-cube coordinates
 _SOBOL_STREAM = 0x50B0  # keeps the Sobol scramble independent of the search's other draws
 # Numerical failures that make a model unusable for one ask (gpytorch's NotPSDError is a RuntimeError).
 FIT_ERRORS = (ModelFittingError, BotorchError, RuntimeError, ValueError)
@@ -180,7 +182,7 @@ class BoTorchStrategy(Strategy):
 
     def _local_search(
         self,
-        acq: Any,
+        acq: AcquisitionFunction,
         candidates: list[dict[str, Any]],
         X_cand: torch.Tensor,
         values: torch.Tensor,
@@ -251,54 +253,6 @@ def _incumbents(data: TrainingData, rng: np.random.Generator) -> list[dict[str, 
         front = idx[bm.is_non_dominated(bm.as_tensor(y)).numpy()]
         best = rng.choice(front, size=min(N_INCUMBENTS, len(front)), replace=False)
     return [data.configs[i] for i in best]
-
-
-def mutate(space: ParamSpace, config: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    """A neighbour of ``config``: one or two active parameters changed, conditions kept valid.
-
-    Works on the encoding: inactive coordinates get random values first, so a mutation that
-    switches a child parameter on gives it a random value; ``decode`` returns a valid config.
-    """
-    x = space.encode(config)  # (d,)
-    inactive = ~space.active_mask(config)  # (d,)
-    x[inactive] = rng.random(int(inactive.sum()))
-    offsets = np.cumsum([0] + [p.width for p in space.params])
-    active = [i for i, p in enumerate(space.params) if p.name in config]
-    for i in rng.choice(active, size=min(len(active), int(rng.integers(1, 3))), replace=False):
-        _mutate_param(x, int(offsets[i]), space.params[i], rng)
-    return space.decode(x)
-
-
-def perturb(space: ParamSpace, config: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    """A neighbour for local search: ``mutate`` half the time, else every active numeric parameter
-    nudged by a Gaussian step of a random scale (``mutate`` where there is none)."""
-    numeric = [i for i, p in enumerate(space.params) if p.name in config and not isinstance(p, Categorical)]
-    if not numeric or rng.random() < 0.5:
-        return mutate(space, config, rng)
-    x = space.encode(config)  # (d,)
-    offsets = np.cumsum([0] + [p.width for p in space.params])
-    step = float(rng.choice(LOCAL_STEPS))
-    for i in numeric:
-        at = int(offsets[i])
-        x[at] = float(np.clip(x[at] + rng.normal(0.0, step), 0.0, 1.0))
-    return space.decode(x)
-
-
-def _mutate_param(x: np.ndarray, at: int, param: Any, rng: np.random.Generator) -> None:
-    """Move one parameter's coordinates in place: another choice, or a small numeric step."""
-    if isinstance(param, Categorical):
-        k = len(param.choices)
-        if k == 1:
-            return
-        current = int(np.argmax(x[at : at + k])) if param.width > 1 else round(x[at] * (k - 1))
-        new = (current + int(rng.integers(1, k))) % k
-        if param.width > 1:
-            x[at : at + k] = 0.0
-            x[at + new] = 1.0
-        else:
-            x[at] = new / (k - 1)
-        return
-    x[at] = float(np.clip(x[at] + rng.normal(0.0, MUTATION_STEP), 0.0, 1.0))
 
 
 # --- small helpers ---------------------------------------------------------------------------

@@ -23,7 +23,8 @@ from supernas.objectives import Metric
 from supernas.records import Observation
 from supernas.states import TrialState
 from surrogates import botorch_models as bm
-from surrogates.botorch_strategy import BoTorchStrategy, mutate, perturb
+from surrogates.botorch_strategy import BoTorchStrategy
+from surrogates.neighbours import mutate, perturb
 from surrogates.observations import config_key
 from surrogates.strategy import SearchProblem
 
