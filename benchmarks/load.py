@@ -47,21 +47,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
 import json
 import os
-import platform
-import random
-import re
 import secrets
-import ssl
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, AsyncExitStack, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,76 +63,37 @@ from typing import Any
 import httpx
 import numpy as np
 
-from service.launcher import ServerProcess
-from service.launcher import running_service as launch_service
+from benchmarks.load_client import (
+    API,
+    CANCEL_CONCURRENCY,
+    REQUEST_TIMEOUT_S,
+    WEIGHTS,
+    WRITE_SPEC,
+    WRITES,
+    PhaseLoad,
+    cancel_all,
+    list_by_name,
+    loop_lag,
+    make_client,
+    sse_reader,
+    virtual_user,
+)
+from benchmarks.load_report import error_summary, format_table, latency_summary, phase_line, write_check
+from benchmarks.load_service import (
+    cancel_and_wait,
+    database_url,
+    machine,
+    main_search_spec,
+    process_cpu_s,
+    running_service,
+    scan_log,
+    snapshot,
+    submit_and_wait_running,
+)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 RESULT_FILE = "load.json"
-API = "/api/v1/searches"
 DATABASES = ("sqlite", "postgresql")
-STARTUP_TIMEOUT_S = 180.0
-RUNNING_TIMEOUT_S = 300.0  # until the search runs a trial (supernet training included)
-REQUEST_TIMEOUT_S = 60.0
-SSE_READ_TIMEOUT_S = 40.0  # the stream sends a comment at least every 15 s
-CANCEL_CONCURRENCY = 8
-POLL_S = 0.5
-SSL_CONTEXT = ssl.create_default_context()
-
-# request kinds and their weights; "create" is the only write
-WEIGHTS: dict[str, int] = {
-    "list": 10,
-    "get": 25,
-    "trials": 15,
-    "pareto": 10,
-    "points": 10,
-    "changes": 20,
-    "create": 10,
-}
-WRITES = frozenset({"create"})
-LOG_PATTERNS = {
-    "traceback": re.compile(r"Traceback \(most recent call last\)"),
-    "database_locked": re.compile(r"database is locked", re.IGNORECASE),
-    "pool_timeout": re.compile(r"QueuePool limit|TimeoutError", re.IGNORECASE),
-    "error_line": re.compile(r"^(ERROR|CRITICAL)\b|\bERROR:", re.MULTILINE),
-    "http_5xx": re.compile(r'" 5\d\d '),
-}
-
-OBJECTIVES = [
-    {"metric": "accuracy", "direction": "maximize"},
-    {"metric": "latency_ms", "direction": "minimize"},
-    {"metric": "params", "direction": "minimize"},
-]
-SPACE = {"family": "elastic_cnn", "stage_channels": [8, 16], "depth": [1, 2], "width_mult": [0.5, 1.0]}
-# what the load's writes submit: valid, small, and never run (canceled while queued)
-WRITE_SPEC: dict[str, Any] = {
-    "task": "digits",
-    "space": SPACE,
-    "objectives": OBJECTIVES[:2],
-    "budget": {"max_trials": 4, "max_parallel": 1, "max_duration_s": 300},
-    "scheduler": {"type": "fifo"},
-    "supernet": {"epochs": 1, "batch_size": 64},
-    "fidelity": {"finetune_epochs": 1},
-    "seed": 0,
-}
-
-
-def main_search_spec(
-    trials: int, supernet_epochs: int, finetune_epochs: int, train_examples: int | None = None
-) -> dict[str, Any]:
-    """The real search that runs during the load; canceled once the phases are over."""
-    subset = {} if train_examples is None else {"max_train_examples": train_examples}
-    return {
-        "name": "load-benchmark-search",
-        "task": "digits",
-        "space": SPACE,
-        "objectives": OBJECTIVES,
-        "budget": {"max_trials": trials, "max_parallel": 1, "max_duration_s": 1800},
-        "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
-        "supernet": {"epochs": supernet_epochs, "batch_size": 64} | subset,
-        "fidelity": {"finetune_epochs": finetune_epochs} | subset,
-        "seed": 0,
-    }
 
 
 def _int_list(text: str) -> list[int]:
@@ -180,310 +135,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-# ------------------------------------------------------------------------------------------- service
-
-
-def running_service(data_dir: Path, database_url: str) -> AbstractContextManager[ServerProcess]:
-    """The real service on a free port with auth on, as the end-to-end tests start it."""
-    env = os.environ | {
-        "SUPERNAS_DATABASE_URL": database_url,
-        "SUPERNAS_RAY_NUM_CPUS": "2",
-        "SUPERNAS_DISPATCHER_POLL_S": "0.5",
-        "SUPERNAS_MAX_CONCURRENT_SEARCHES": "1",
-        "SUPERNAS_AUTH": "true",
-    }
-    env.pop("RAY_ADDRESS", None)
-    return launch_service(data_dir, env, startup_timeout_s=STARTUP_TIMEOUT_S, cwd=REPO_ROOT)
-
-
-@contextmanager
-def database_url(kind: str, data_dir: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{data_dir / 'supernas.db'}"
-        return
-    tests_dir = str(REPO_ROOT / "tests")
-    if tests_dir not in sys.path:
-        sys.path.insert(0, tests_dir)
-    from db_helpers import postgres_database
-
-    with postgres_database() as url:
-        yield url
-
-
-def process_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of one process (Linux ``/proc``), or None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def scan_log(text: str) -> dict[str, Any]:
-    """Counts of worrying lines in a slice of the service log, with a few distinct examples."""
-    counts = {name: len(pattern.findall(text)) for name, pattern in LOG_PATTERNS.items()}
-    examples: list[str] = []
-    for line in text.splitlines():
-        if any(p.search(line) for name, p in LOG_PATTERNS.items() if name != "traceback"):
-            short = line.strip()[:300]
-            if short not in examples:
-                examples.append(short)
-        if len(examples) >= 8:
-            break
-    return {"counts": counts, "examples": examples}
-
-
-# ---------------------------------------------------------------------------------------- the search
-
-
-def submit_and_wait_running(
-    client: httpx.Client, spec: dict[str, Any], service: ServerProcess
-) -> dict[str, Any]:
-    """Submit the real search; return it once it is ``running`` with at least one trial."""
-    created = client.post(API, json=spec)
-    created.raise_for_status()
-    search_id = created.json()["id"]
-    deadline = time.monotonic() + RUNNING_TIMEOUT_S
-    search = created.json()
-    while time.monotonic() < deadline:
-        search = client.get(f"{API}/{search_id}").json()
-        if search["state"] == "running" and sum(search["trial_counts"].values()) >= 1:
-            return search
-        if search["state"] in ("succeeded", "failed", "canceled"):
-            break
-        time.sleep(POLL_S)  # polling the service: nothing to wait on instead
-    raise RuntimeError(
-        f"search {search_id} never ran a trial: {search['state']} ({search.get('state_reason')})\n"
-        f"{service.log()[-4000:]}"
-    )
-
-
-def cancel_and_wait(client: httpx.Client, search_id: str, timeout_s: float = 90) -> str:
-    """Cancel the real search and wait until it ends; its final state."""
-    client.post(f"{API}/{search_id}/cancel").raise_for_status()
-    deadline = time.monotonic() + timeout_s
-    state = "?"
-    while time.monotonic() < deadline:
-        state = client.get(f"{API}/{search_id}").json()["state"]
-        if state in ("succeeded", "failed", "canceled"):
-            break
-        time.sleep(POLL_S)
-    return state
-
-
-def snapshot(search: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "state": search["state"],
-        "trials": sum(search["trial_counts"].values()),
-        "trials_done": search["progress"]["trials_done"],
-    }
-
-
-# ------------------------------------------------------------------------------------------ the load
-
-
-@dataclass(frozen=True)
-class Sample:
-    kind: str
-    seconds: float
-    status: int | None  # None: the request raised
-    error: str | None = None
-
-
-@dataclass
-class PhaseLoad:
-    """What the users of one phase did; shared by them (one event loop, so no locks)."""
-
-    search_id: str
-    prefix: str
-    start_cursor: str
-    samples: list[Sample] = field(default_factory=list)
-    created: dict[str, str] = field(default_factory=dict)  # id -> name, from the 201s
-    unsure_names: set[str] = field(default_factory=set)  # writes that failed: may or may not exist
-    unexpected_200: list[str] = field(default_factory=list)  # a new key answered as a replay
-    error_examples: dict[str, str] = field(default_factory=dict)  # "kind status" -> body
-
-
-def request_for(kind: str, load: PhaseLoad, cursor: str, name: str) -> tuple[str, str, dict[str, Any]]:
-    """(method, path, httpx keyword arguments) of one request of ``kind``."""
-    search = f"{API}/{load.search_id}"
-    if kind == "list":
-        return "GET", API, {"params": {"page_size": 20}}
-    if kind == "get":
-        return "GET", search, {}
-    if kind == "trials":
-        return "GET", f"{search}/trials", {"params": {"page_size": 50}}
-    if kind in ("pareto", "points"):
-        return "GET", f"{search}/{kind}", {}
-    if kind == "changes":
-        return "GET", f"{search}/changes", {"params": {"after": cursor}}
-    if kind == "create":
-        headers = {"Idempotency-Key": f"{name}-{secrets.token_hex(8)}"}
-        return "POST", API, {"json": WRITE_SPEC | {"name": name}, "headers": headers}
-    raise ValueError(f"unknown request kind {kind!r}")
-
-
-async def virtual_user(
-    client: httpx.AsyncClient, load: PhaseLoad, user: int, seed: int, deadline: float
-) -> int:
-    """One user: weighted random requests, one at a time, until ``deadline`` (loop time)."""
-    rng = random.Random(seed * 1_000_003 + user)
-    kinds, weights = list(WEIGHTS), list(WEIGHTS.values())
-    loop = asyncio.get_running_loop()
-    cursor, sent = load.start_cursor, 0
-    while loop.time() < deadline:
-        kind = rng.choices(kinds, weights)[0]
-        name = f"{load.prefix}u{user}-{sent}"
-        method, path, kwargs = request_for(kind, load, cursor, name)
-        sent += 1
-        start = time.perf_counter()
-        try:
-            response = await client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            seconds = time.perf_counter() - start
-            load.samples.append(Sample(kind, seconds, None, f"{type(exc).__name__}: {exc}"[:300]))
-            if kind == "create":
-                load.unsure_names.add(name)
-            continue
-        seconds = time.perf_counter() - start
-        load.samples.append(Sample(kind, seconds, response.status_code))
-        if not response.is_success:
-            load.error_examples.setdefault(f"{kind} {response.status_code}", response.text[:500])
-            if kind == "create":
-                load.unsure_names.add(name)
-        elif kind == "changes":
-            cursor = response.json()["cursor"]
-        elif kind == "create":
-            body = response.json()
-            if response.status_code == 201:
-                load.created[body["id"]] = body["name"]
-            else:
-                load.unexpected_200.append(body["id"])
-    return sent
-
-
-@dataclass
-class SseResult:
-    events: Counter[str] = field(default_factory=Counter)
-    keep_alives: int = 0
-    first_event_s: float | None = None
-    errors: list[str] = field(default_factory=list)
-
-
-async def sse_reader(client: httpx.AsyncClient, search_id: str, deadline: float) -> SseResult:
-    """Follow the search's event stream until ``deadline`` (loop time); a stream that fails, sends bad
-    JSON or closes before the deadline without an ``end`` event is an error."""
-    result = SseResult()
-    timeout = httpx.Timeout(REQUEST_TIMEOUT_S, read=SSE_READ_TIMEOUT_S)
-    start = time.perf_counter()
-    try:
-        async with asyncio.timeout_at(deadline):
-            headers = {"Accept": "text/event-stream"}
-            async with client.stream(
-                "GET", f"{API}/{search_id}/events", headers=headers, timeout=timeout
-            ) as r:
-                if r.status_code != 200:
-                    await r.aread()
-                    result.errors.append(f"status {r.status_code}: {r.text[:300]}")
-                    return result
-                event, data = None, []
-                async for line in r.aiter_lines():
-                    if line.startswith(":"):
-                        result.keep_alives += 1
-                    elif line.startswith("event:"):
-                        event = line.removeprefix("event:").strip()
-                    elif line.startswith("data:"):
-                        data.append(line.removeprefix("data:").strip())
-                    elif line == "" and event is not None:
-                        _take_event(result, event, "\n".join(data), time.perf_counter() - start)
-                        event, data = None, []
-                if not result.events["end"]:
-                    result.errors.append("stream closed before the phase ended, without an end event")
-    except TimeoutError:
-        pass  # the phase is over: the reader hangs up
-    except httpx.HTTPError as exc:
-        result.errors.append(f"{type(exc).__name__}: {exc}"[:300])
-    return result
-
-
-def _take_event(result: SseResult, event: str, data: str, elapsed_s: float) -> None:
-    result.events[event] += 1
-    if result.first_event_s is None:
-        result.first_event_s = elapsed_s
-    try:
-        body = json.loads(data)
-    except json.JSONDecodeError:
-        result.errors.append(f"{event} event with data that is not JSON: {data[:200]!r}")
-        return
-    if event == "changes" and not {"search", "trials", "cursor"} <= set(body):
-        result.errors.append(f"changes event without search/trials/cursor: {sorted(body)}")
-
-
-async def list_by_name(client: httpx.AsyncClient, text: str) -> tuple[list[dict[str, Any]], int | None]:
-    """Every search whose name contains ``text`` (all pages), and the listing's ``total``."""
-    items: list[dict[str, Any]] = []
-    token, total = None, None
-    while True:
-        params: dict[str, Any] = {"q": text, "page_size": 500} | ({"page_token": token} if token else {})
-        response = await client.get(API, params=params)
-        response.raise_for_status()
-        page = response.json()
-        items += page["items"]
-        total = page.get("total", total)
-        token = page["next_page_token"]
-        if not token:
-            return items, total
-
-
-def write_check(load: PhaseLoad, listed: list[dict[str, Any]], total: int | None) -> dict[str, Any]:
-    """Compare the phase's 201s with what the name filter lists afterwards."""
-    listed_ids = {s["id"]: s["name"] for s in listed}
-    missing = sorted(set(load.created) - set(listed_ids))
-    extra = {i: n for i, n in listed_ids.items() if i not in load.created}
-    explained = sorted(i for i, n in extra.items() if n in load.unsure_names)
-    unexplained = sorted(i for i, n in extra.items() if n not in load.unsure_names)
-    renamed = sorted(i for i, n in load.created.items() if i in listed_ids and listed_ids[i] != n)
-    mismatches = (
-        [{"id": i, "problem": "created (201) but not listed"} for i in missing]
-        + [{"id": i, "problem": "listed but never answered 201 or an error"} for i in unexplained]
-        + [{"id": i, "problem": "listed under another name"} for i in renamed]
-        + [{"id": i, "problem": "a new Idempotency-Key answered 200 (replay)"} for i in load.unexpected_200]
-    )
-    if total is not None and total != len(listed):
-        mismatches.append({"id": None, "problem": f"listing total {total} != {len(listed)} items"})
-    return {
-        "name_prefix": load.prefix,
-        "created_201": len(load.created),
-        "failed_writes": len(load.unsure_names),
-        "listed": len(listed),
-        "count_matches": len(listed) == len(load.created) + len(explained),
-        "extra_after_error": explained,
-        "mismatch_count": len(mismatches),
-        "mismatches": mismatches,
-    }
-
-
-async def cancel_all(client: httpx.AsyncClient, ids: Sequence[str]) -> dict[str, Any]:
-    """Cancel the phase's queued searches (not measured) and check they ended canceled, never started."""
-    gate = asyncio.Semaphore(CANCEL_CONCURRENCY)
-    codes: Counter[str] = Counter()
-
-    async def cancel(search_id: str) -> None:
-        async with gate:
-            for _ in range(3):
-                try:
-                    response = await client.post(f"{API}/{search_id}/cancel")
-                except httpx.HTTPError as exc:
-                    codes[type(exc).__name__] += 1
-                    continue
-                codes[str(response.status_code)] += 1
-                if response.status_code != 409:  # 409: changed state meanwhile, try again
-                    return
-
-    await asyncio.gather(*(cancel(i) for i in ids))
-    return {"requested": len(ids), "responses": dict(codes)}
-
-
 async def after_phase(client: httpx.AsyncClient, load: PhaseLoad) -> tuple[dict[str, Any], dict[str, Any]]:
     listed, total = await list_by_name(client, load.prefix)
     writes = write_check(load, listed, total)
@@ -493,64 +144,6 @@ async def after_phase(client: httpx.AsyncClient, load: PhaseLoad) -> tuple[dict[
     cancels["final_states"] = dict(states)
     cancels["ever_started"] = sorted(s["id"] for s in final if s.get("started_at"))
     return writes, cancels
-
-
-def latency_summary(samples: Sequence[Sample]) -> dict[str, Any]:
-    if not samples:
-        return {"count": 0}
-    ms = np.array([s.seconds * 1000 for s in samples])
-    return {
-        "count": len(samples),
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p90_ms": float(np.percentile(ms, 90)),
-        "p99_ms": float(np.percentile(ms, 99)),
-        "mean_ms": float(ms.mean()),
-        "max_ms": float(ms.max()),
-    }
-
-
-def error_summary(load: PhaseLoad) -> dict[str, Any]:
-    failed = [s for s in load.samples if s.status is None or not 200 <= s.status < 300]
-    codes = Counter(str(s.status) if s.status is not None else "exception" for s in failed)
-    exceptions = Counter(s.error.split(":")[0] for s in failed if s.error)
-    by_kind = Counter(s.kind for s in failed)
-    examples = dict(load.error_examples)
-    for s in failed:
-        if s.error and len(examples) < 20:
-            examples.setdefault(f"{s.kind} exception", s.error)
-    return {
-        "count": len(failed),
-        "status_codes": dict(codes),
-        "exceptions": dict(exceptions),
-        "by_kind": dict(by_kind),
-        "examples": examples,
-        # how long each failed request had waited: an instant failure on a reused connection is not
-        # the same problem as one after a long wait
-        "failed_after_ms": [round(s.seconds * 1000, 1) for s in failed[:50]],
-    }
-
-
-async def loop_lag(done: asyncio.Event, interval_s: float = 0.05) -> list[float]:
-    """How late the client's event loop wakes from ``interval_s`` sleeps (seconds) until ``done``: the
-    part of the measured latency that is the client's own CPU starvation."""
-    loop = asyncio.get_running_loop()
-    lags = []
-    while not done.is_set():
-        start = loop.time()
-        await asyncio.sleep(interval_s)
-        lags.append(max(0.0, loop.time() - start - interval_s))
-    return lags
-
-
-def make_client(base: str, token: str, connections: int) -> httpx.AsyncClient:
-    """A client with its own pool of ``connections`` keep-alive connections, sending the bearer token."""
-    return httpx.AsyncClient(
-        base_url=base,
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=REQUEST_TIMEOUT_S,
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        verify=SSL_CONTEXT,  # plain HTTP; sharing one context saves ~20 ms of CPU per client
-    )
 
 
 async def run_phase(
@@ -671,37 +264,6 @@ def run_database(args: argparse.Namespace, kind: str, work_dir: Path, tag: str) 
     }
 
 
-def postgres_version() -> str | None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.pool import NullPool
-
-    url = os.environ.get(
-        "SUPERNAS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-    )
-    engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 5})
-    try:
-        with engine.connect() as connection:
-            return str(connection.execute(text("SHOW server_version")).scalar())
-    except Exception as exc:  # informational only
-        return f"unknown ({type(exc).__name__})"
-    finally:
-        engine.dispose()
-
-
-def machine(databases: Sequence[str]) -> dict[str, Any]:
-    packages = ("fastapi", "uvicorn", "starlette", "anyio", "httpx", "sqlalchemy", "psycopg", "ray")
-    info: dict[str, Any] = {
-        "cpu_count": os.cpu_count(),
-        "load_average": list(os.getloadavg()),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": {name: importlib.metadata.version(name) for name in packages},
-    }
-    if "postgresql" in databases:
-        info["postgresql"] = postgres_version()
-    return info
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every database, every phase; returns the JSON document (also written to ``args.out``)."""
     started = time.perf_counter()
@@ -732,75 +294,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / RESULT_FILE).write_text(json.dumps(doc, indent=1))
     return doc
-
-
-# ---------------------------------------------------------------------------------------- reporting
-
-
-def _ms(summary: dict[str, Any], key: str) -> str:
-    return f"{summary[key]:.0f}" if summary.get("count") else "-"
-
-
-def _codes(errors: dict[str, Any]) -> str:
-    if not errors["count"]:
-        return "0"
-    codes = ", ".join(f"{code}x{n}" for code, n in sorted(errors["status_codes"].items()))
-    return f"{errors['count']} ({codes})"
-
-
-def phase_line(p: dict[str, Any]) -> str:
-    return (
-        f"N={p['clients']}: {p['requests']} requests, {p['requests_per_s']:.1f}/s, "
-        f"p50 {_ms(p['latency'], 'p50_ms')} ms, p99 {_ms(p['latency'], 'p99_ms')} ms, "
-        f"errors {_codes(p['errors'])}, SSE events {p['sse']['events']}, "
-        f"writes {p['writes']['created_201']}/{p['writes']['listed']} "
-        f"mismatches {p['writes']['mismatch_count']}"
-    )
-
-
-def format_table(doc: dict[str, Any]) -> str:
-    """A markdown table (one row per database and N), then p50/p99 per endpoint."""
-    lines = [
-        "| database | N | requests | req/s | p50 ms | p99 ms | read p50 / p99 ms | write p50 / p99 ms "
-        "| errors (codes) | SSE readers: events (errors) | writes 201 / listed (mismatches) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for p in doc["rows"]:
-        sse = p["sse"]
-        w = p["writes"]
-        lines.append(
-            f"| {p['database']} | {p['clients']} | {p['requests']} | {p['requests_per_s']:.1f} "
-            f"| {_ms(p['latency'], 'p50_ms')} | {_ms(p['latency'], 'p99_ms')} "
-            f"| {_ms(p['read'], 'p50_ms')} / {_ms(p['read'], 'p99_ms')} "
-            f"| {_ms(p['write'], 'p50_ms')} / {_ms(p['write'], 'p99_ms')} "
-            f"| {_codes(p['errors'])} "
-            f"| {p['sse_readers']}: {sse['events']} ({'errors' if sse['errored'] else 'none'}) "
-            f"| {w['created_201']} / {w['listed']} ({w['mismatch_count']}) |"
-        )
-    kinds = list(WEIGHTS)
-    lines += ["", "| database | N | " + " | ".join(f"{k} p50 / p99 ms" for k in kinds) + " |"]
-    lines.append("|---|---|" + "---|" * len(kinds))
-    for p in doc["rows"]:
-        cells = [
-            f"{_ms(p['by_endpoint'][k], 'p50_ms')} / {_ms(p['by_endpoint'][k], 'p99_ms')}" for k in kinds
-        ]
-        lines.append(f"| {p['database']} | {p['clients']} | " + " | ".join(cells) + " |")
-    notes = []
-    for database in doc["databases"]:
-        if not database["search_ran_throughout"]:
-            notes.append(f"{database['database']}: the search was not running at the end of every phase")
-        for p in database["phases"]:
-            where = f"{p['database']} N={p['clients']}"
-            found = {k: v for k, v in p["service_log"]["counts"].items() if v}
-            if found:
-                notes.append(f"{where}: service log {found}")
-            if p["sse"]["errors"]:
-                notes.append(f"{where}: SSE errors {p['sse']['errors'][:3]}")
-            if p["writes"]["mismatches"]:
-                notes.append(f"{where}: write mismatches {p['writes']['mismatches'][:5]}")
-            if p["cancel"]["ever_started"]:
-                notes.append(f"{where}: load searches that started running {p['cancel']['ever_started']}")
-    return "\n".join(lines + [""] + [f"- {note}" for note in notes])
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

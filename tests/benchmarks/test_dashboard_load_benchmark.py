@@ -11,7 +11,7 @@ from typing import Any
 import optuna
 import pytest
 
-from benchmarks import dashboard_load
+from benchmarks import dashboard_load, dashboard_load_data
 from service.storage import Storage
 
 TRIALS = 300
@@ -49,9 +49,9 @@ def test_result_has_positive_timings_for_both_tools_and_the_ratio(small_run: tup
 
 
 def test_the_two_searches_hold_the_same_trials(tmp_path: Path) -> None:
-    trials = dashboard_load.make_trials(60)
+    trials = dashboard_load_data.make_trials(60)
     states = {state: sum(t.state == state for t in trials) for state in ("succeeded", "infeasible", "failed")}
-    url, search_id = dashboard_load.build_supernas(tmp_path / "supernas.db", trials)
+    url, search_id = dashboard_load_data.build_supernas(tmp_path / "supernas.db", trials)
     storage = Storage(url)
     try:
         stored = storage.all_trials(search_id)
@@ -59,13 +59,14 @@ def test_the_two_searches_hold_the_same_trials(tmp_path: Path) -> None:
         assert {s: sum(t.state.value == s for t in stored) for s in states} == states
         assert all(t.config == trials[t.number].config for t in stored)
         assert all(
-            len(t.reports) == (0 if t.state.value == "failed" else dashboard_load.REPORTS) for t in stored
+            len(t.reports) == (0 if t.state.value == "failed" else dashboard_load_data.REPORTS)
+            for t in stored
         )
     finally:
         storage.dispose()
 
-    bulk_url, _ = dashboard_load.build_optuna(tmp_path / "bulk.db", trials, bulk=True)
-    public_url, _ = dashboard_load.build_optuna(tmp_path / "public.db", trials, bulk=False)
+    bulk_url, _ = dashboard_load_data.build_optuna(tmp_path / "bulk.db", trials, bulk=True)
+    public_url, _ = dashboard_load_data.build_optuna(tmp_path / "public.db", trials, bulk=False)
     bulk = optuna.load_study(study_name="dashboard-load", storage=bulk_url)
     public = optuna.load_study(study_name="dashboard-load", storage=public_url)
     assert bulk.directions == public.directions and bulk.metric_names == ["accuracy", "params"]

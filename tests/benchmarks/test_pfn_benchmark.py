@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from benchmarks import learning_curves
-from benchmarks.pfn import DATASETS, MODELS, curve_split, main, observed_lengths
+from benchmarks.pfn import DATASETS, main
+from benchmarks.pfn_quality import MODELS
+from benchmarks.pfn_tasks import curve_split, observed_lengths
 
 QUICK_SIZES = ("10", "50")
 
