@@ -88,7 +88,7 @@ def format_table(
             mark = " *" if name == block["best_peer"] else ""
             lines.append(
                 f"{problem:<14} {name + mark:<16} {regret:>21} {evals:>19} {ratio:>7} {row['rank']:>5.1f} "
-                f"{summary['average_rank'][name]:>8.2f} {seconds[problem][name]:>8.2f}"
+                f"{summary['average_rank'][name]:>8.2f} {seconds[problem].get(name, float('nan')):>8.2f}"
             )
         for name, error in sorted(errors.get(problem, {}).items()):
             lines.append(f"{problem:<14} {name:<16} failed: {error}")

@@ -15,13 +15,12 @@ interpreter (``benchmarks.dynast_peer``). The measure is the hypervolume regret 
 ``strategies.png`` to ``--out``, and times ``ask(n=1)`` of every strategy on 100, 500 and 1000
 observations.
 
-Cost: ``botorch``, ``default`` (which picks ``botorch`` on all four problems) and ``linas`` ask 5
-configs per call by default (``--batch-for``); at batch 1 the GP-based ones cost ~10x more per seed.
-With that, one seed of every contender on the four problems at 50 evaluations took 160 s of wall time
-with 2 jobs on an idle 2-core machine (botorch and default ~83 s of CPU each, DyNAS-T ~65 s,
-optuna_gp ~45 s, optuna-gp ~30 s, linas ~14 s, the rest under 1 s), so the default 10-seed run takes
-about 28 minutes, timings included; work running alongside on the same cores slows the torch-based
-contenders most.
+Cost: ``botorch`` and ``linas`` ask 5 configs per call by default (``--batch-for``); at batch 1 the
+GP-based ones cost ~5-10x more per seed. ``default`` asks one at a time, as the peers do: it picks
+``tpe`` on the NAS-Bench-201 problems (cheap) and ``botorch`` on the continuous ones (~100-125 s per
+seed there). ``--merge`` re-runs only the named contenders into an earlier ``strategies.json``
+(same problems, seeds and budget): ``--strategies default,botorch --peers none --merge`` took 31 min
+with 2 jobs on this 2-core machine.
 """
 
 from __future__ import annotations

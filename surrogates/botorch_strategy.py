@@ -128,7 +128,7 @@ class BoTorchStrategy(Strategy):
             X_cand = _encode(self.space, candidates)  # (K, d)
             values = bm.acquisition_values(acq, X_cand)  # (K,)
             if not self._enumerated:
-                candidates, X_cand, values = self._local_search(acq, candidates, X_cand, values, seen, rng)
+                candidates, X_cand, values = self._local_search(acq, candidates, X_cand, values, seen, n, rng)
             greedy = acq_name != "qLogPoF"
             index, picked = bm.pick_batch(acq, X_cand, min(n, len(candidates)), values, greedy=greedy)
             predictions = self._predictions(model, X_cand[index])
@@ -187,9 +187,15 @@ class BoTorchStrategy(Strategy):
         X_cand: torch.Tensor,
         values: torch.Tensor,
         seen: set[str],
+        n: int,
         rng: np.random.Generator,
     ) -> tuple[list[dict[str, Any]], torch.Tensor, torch.Tensor]:
-        """Hill-climb the acquisition from the best candidates; returns the grown candidate set.
+        """Hill-climb the acquisition from the best candidates; returns the pool plus the ``n`` best
+        configs the search found.
+
+        Only ``n`` are kept because neighbours crowd around a few maxima: a batch's greedy picks run
+        over a shortlist of the highest values, which would otherwise hold near-copies of one point
+        (on BraninCurrin at batch 5 that took the final regret from 0.028 to 0.105).
 
         Each round perturbs the ``LOCAL_STARTS`` best candidates so far (``perturb``: one or two
         parameters changed, or every numeric one nudged) and scores the new, unseen configs. A
@@ -197,6 +203,7 @@ class BoTorchStrategy(Strategy):
         front needs five coordinates near 0.5 at once. X_cand: (K, d); values: (K,).
         """
         known = {self.space.encode(c).tobytes() for c in candidates}
+        pool = len(candidates)
         for _ in range(LOCAL_ROUNDS):
             starts = torch.topk(values, min(LOCAL_STARTS, len(values))).indices.tolist()
             new: list[dict[str, Any]] = []
@@ -213,7 +220,9 @@ class BoTorchStrategy(Strategy):
             candidates = candidates + new
             X_cand = torch.cat([X_cand, X_new])
             values = torch.cat([values, bm.acquisition_values(acq, X_new)])
-        return candidates, X_cand, values
+        found = pool + torch.topk(values[pool:], min(n, len(values) - pool)).indices  # (<= n,)
+        keep = torch.cat([torch.arange(pool), found])
+        return [candidates[i] for i in keep.tolist()], X_cand[keep], values[keep]
 
     # --- space-filling asks ------------------------------------------------------------------
 

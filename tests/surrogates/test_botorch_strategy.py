@@ -179,9 +179,9 @@ def test_local_search_finds_a_better_acquisition_value_than_the_random_pool(
         for i, c in enumerate(space.sample(rng) for _ in range(20))
     ]
     searched = BoTorchStrategy(problem, seed=0).ask(history, [], 1)[0]
-    monkeypatch.setattr(BoTorchStrategy, "_local_search", lambda self, acq, c, X, v, seen, rng: (c, X, v))
+    monkeypatch.setattr(BoTorchStrategy, "_local_search", lambda self, acq, c, X, v, seen, n, rng: (c, X, v))
     pool_only = BoTorchStrategy(problem, seed=0).ask(history, [], 1)[0]
-    assert searched.info["n_candidates"] > pool_only.info["n_candidates"]
+    assert searched.info["n_candidates"] == pool_only.info["n_candidates"] + 1  # the best neighbour
     assert searched.acquisition_value > pool_only.acquisition_value
 
 
