@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-exec .venv/bin/python -m pytest -ra "$@"
+# both cores: one worker per core, each test file on one worker (module-scoped services stay shared)
+exec .venv/bin/python -m pytest -ra -n 2 --dist loadfile "$@"

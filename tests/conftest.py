@@ -1,7 +1,12 @@
-"""Shared fixtures: ``database_url`` runs a test on SQLite and on PostgreSQL (marker ``postgres``)."""
+"""Shared fixtures: ``database_url`` runs a test on SQLite and on PostgreSQL (marker ``postgres``).
+
+Under pytest-xdist (``scripts/test.sh`` runs ``-n 2``) each worker process keeps torch to one
+thread, so that two workers share two cores instead of each spinning two threads on both.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +20,13 @@ for path in (TESTS_DIR, TESTS_DIR.parent):
         sys.path.insert(0, str(path))
 
 from db_helpers import postgres_database  # noqa: E402 (needs the sys.path entry above)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -1,6 +1,10 @@
 """Fixtures of the dashboard's browser tests: Debian's Chromium driven by Playwright (sync API, one
-browser per session), the real service in a subprocess on a SQLite file with its dispatcher off, and
-a page per test (see ``harness.py``)."""
+browser per test file), the real service in a subprocess on a SQLite file with its dispatcher off
+(one per session), and a page per test (see ``harness.py``).
+
+Playwright's sync API keeps an event loop running in the main thread while it is open, and no code
+of the same process may then call ``asyncio.run`` (the load benchmarks do). So the browser closes at
+the end of each file, whatever runs after it on the same pytest-xdist worker."""
 
 from __future__ import annotations
 
@@ -15,13 +19,13 @@ from service_process import running_service
 from service.storage import Storage
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium (scripts/install.sh does)")
