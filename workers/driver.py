@@ -31,6 +31,7 @@ from surrogates.strategy import SearchProblem
 from workers.control import SearchControl
 from workers.fidelity_scheduler import OnDecision, StoredCurve, TuneFidelityScheduler
 from workers.listener import SearchListener
+from workers.ray_runtime import joins_a_cluster
 from workers.searcher import StrategySearcher
 from workers.supernet_job import SupernetOutcome, SupernetRun
 from workers.trial import evaluate_subnet
@@ -258,7 +259,11 @@ def _evaluate(
             # the searcher enforces the live max_parallel; this bound only lets Tune keep as many
             # trials pending (Tune's default with a custom searcher is one at a time)
             max_concurrent_trials=MAX_PARALLEL_LIMIT,
-            reuse_actors=False,
+            # on the embedded Ray, a finished trial's actor runs the next one: no new process, torch
+            # import or task load per trial (each trial seeds its own generators, so results do not
+            # depend on the actor). Not on a cluster: there Ray Tune 2.60 then ran the trials one at
+            # a time on one node (tests/e2e/test_ray_cluster.py)
+            reuse_actors=not joins_a_cluster(),
         ),
         run_config=tune.RunConfig(
             name=f"{job.search_id}-attempt{job.attempt}",

@@ -40,6 +40,11 @@ def ensure_ray(num_cpus: int | None = None) -> None:
     _reinstall(saved)
 
 
+def joins_a_cluster() -> bool:
+    """True when ``RAY_ADDRESS`` names a cluster to join, False for the embedded local instance."""
+    return bool(os.environ.get("RAY_ADDRESS"))
+
+
 def shutdown_ray() -> None:
     if ray.is_initialized():
         ray.shutdown()

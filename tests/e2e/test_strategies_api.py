@@ -4,12 +4,16 @@
 prediction (covered by the strategy contract), so only ``pfn`` runs here, which keeps the suite short.
 
 Checks that constrained-out trials are stored ``infeasible`` with the reason and never reach the
-front, and that each trial shows what its strategy predicted.
+front, and that each trial shows what its strategy predicted. Also checks that a trial's result does
+not depend on whether its Ray actor is new or reused from a finished trial (Tune's ``reuse_actors``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -45,8 +49,12 @@ SEARCH = {
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    data_dir = tmp_path_factory.mktemp("strategies")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("strategies")
+
+
+@pytest.fixture(scope="module")
+def client(data_dir: Path) -> Iterator[httpx.Client]:
     with running_service(data_dir, f"sqlite:///{data_dir}/supernas.db") as handle:
         yield httpx.Client(base_url=handle.url, timeout=30)
 
@@ -75,3 +83,46 @@ def test_strategy_runs_a_constrained_search_through_the_api(client: httpx.Client
             assert trial["state"] == "succeeded"
     front = client.get(f"/api/v1/searches/{search_id}/pareto").json()["trials"]
     assert all(t["state"] == "succeeded" and t["metrics"]["params"] <= MAX_PARAMS for t in front)
+
+
+def _finished(client: httpx.Client, spec: dict[str, Any]) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+    created = client.post("/api/v1/searches", json=spec)
+    assert created.status_code == 201, created.text
+    search = wait_until_ended(client, created.json()["id"], timeout_s=300)
+    assert search["state"] == "succeeded", search
+    trials = client.get(f"/api/v1/searches/{search['id']}/trials", params={"page_size": 100}).json()["items"]
+    return search, {t["number"]: t for t in trials}
+
+
+def _actor_pids(data_dir: Path, search_id: str) -> dict[int, int]:
+    """Trial number -> pid of the Ray actor that ran it, from the results Ray Tune writes per trial."""
+    pids: dict[int, int] = {}
+    for result_file in (data_dir / "artifacts").glob(f"ray_results/{search_id}-attempt*/*/result.json"):
+        for line in result_file.read_text().splitlines():
+            if line.strip():
+                result = json.loads(line)
+                pids[int(result["number"])] = int(result["pid"])
+    return pids
+
+
+def test_a_trial_gives_the_same_result_on_a_new_or_a_reused_actor(
+    client: httpx.Client, data_dir: Path
+) -> None:
+    spec = SEARCH | {"strategy": "random", "constraints": []}  # random: trial k's config depends on k only
+    budget = {"max_trials": 3, "max_duration_s": 600}
+    serial, serial_trials = _finished(
+        client, spec | {"name": "actors-serial", "budget": budget | {"max_parallel": 1}}
+    )
+    serial_pids = _actor_pids(data_dir, serial["id"])
+    assert serial_pids[0] == serial_pids[1] == serial_pids[2], "one trial at a time: one actor runs them all"
+
+    reused = {k: v for k, v in spec.items() if k != "space"} | {"supernet_id": serial["supernet_id"]}
+    parallel, parallel_trials = _finished(
+        client, reused | {"name": "actors-parallel", "budget": budget | {"max_parallel": 2}}
+    )
+    parallel_pids = _actor_pids(data_dir, parallel["id"])
+    assert parallel_pids[0] != parallel_pids[1], "trials 0 and 1 ran side by side, each on a new actor"
+
+    for number in range(3):
+        assert parallel_trials[number]["config"] == serial_trials[number]["config"]
+        assert parallel_trials[number]["metrics"]["accuracy"] == serial_trials[number]["metrics"]["accuracy"]
