@@ -24,7 +24,7 @@ class PFNConfig:
     n_layers: int = 4
     d_ff: int = 256
     n_bars: int = 512
-    max_context: int = 400  # the largest context trained on; longer ones are subsampled
+    max_context: int = 400  # the largest context trained on; longer ones are split into random subsets
 
     def to_json(self) -> dict[str, int]:
         return asdict(self)
