@@ -30,8 +30,8 @@ def ensure_ray(num_cpus: int | None = None) -> None:
             "start Ray from the main thread: its processes die with the thread that starts them"
         )
     saved = {signum: signal.getsignal(signum) for signum in _GRACEFUL_SIGNALS}
-    address = os.environ.get("RAY_ADDRESS")
-    if address:
+    if joins_a_cluster():
+        address = os.environ["RAY_ADDRESS"]
         log.info("joining Ray cluster at %s", address)
         ray.init(address=address, log_to_driver=False)
     else:

@@ -3,6 +3,7 @@ with the tests' defaults (2 Ray CPUs, a fast dispatcher, auth off unless ``extra
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from service.launcher import ServerProcess, free_port
 from service.launcher import running_service as launch_service
 
 ServiceHandle = ServerProcess
-__all__ = ["ServiceHandle", "free_port", "running_service", "wait_until_ended"]
+__all__ = ["ServiceHandle", "free_port", "running_service", "tune_results", "wait_until_ended"]
 
 ENDED = {"succeeded", "failed", "canceled"}
 
@@ -53,3 +54,12 @@ def wait_until_ended(client: httpx.Client, search_id: str, timeout_s: float) -> 
         assert time.monotonic() < deadline, search
         time.sleep(0.5)
     return search
+
+
+def tune_results(artifacts: Path, search_id: str = "*") -> Iterator[dict[str, Any]]:
+    """Every result Ray Tune wrote for the trials of a search (of every search by default), read
+    from ``ray_results`` under the service's artifacts directory."""
+    for result_file in artifacts.glob(f"ray_results/{search_id}-attempt*/*/result.json"):
+        for line in result_file.read_text().splitlines():
+            if line.strip():
+                yield json.loads(line)

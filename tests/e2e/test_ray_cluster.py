@@ -18,7 +18,6 @@ process groups, never with ``ray stop`` (which kills every Ray process on the ma
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -35,7 +34,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_process import free_port, running_service, wait_until_ended
+from service_process import free_port, running_service, tune_results, wait_until_ended
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -209,11 +208,8 @@ def cluster() -> Iterator[Cluster]:
 def _trial_nodes(artifacts: Path) -> dict[int, set[str]]:
     """Trial number -> node IPs, from the results Ray Tune writes for each trial."""
     nodes: dict[int, set[str]] = {}
-    for result_file in artifacts.glob("ray_results/*/*/result.json"):
-        for line in result_file.read_text().splitlines():
-            if line.strip():
-                result = json.loads(line)
-                nodes.setdefault(int(result["number"]), set()).add(result["node_ip"])
+    for result in tune_results(artifacts):
+        nodes.setdefault(int(result["number"]), set()).add(result["node_ip"])
     return nodes
 
 

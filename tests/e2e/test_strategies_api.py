@@ -10,14 +10,13 @@ not depend on whether its Ray actor is new or reused from a finished trial (Tune
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from service_process import running_service, wait_until_ended
+from service_process import running_service, tune_results, wait_until_ended
 
 from surrogates.registry import STRATEGIES
 
@@ -95,14 +94,8 @@ def _finished(client: httpx.Client, spec: dict[str, Any]) -> tuple[dict[str, Any
 
 
 def _actor_pids(data_dir: Path, search_id: str) -> dict[int, int]:
-    """Trial number -> pid of the Ray actor that ran it, from the results Ray Tune writes per trial."""
-    pids: dict[int, int] = {}
-    for result_file in (data_dir / "artifacts").glob(f"ray_results/{search_id}-attempt*/*/result.json"):
-        for line in result_file.read_text().splitlines():
-            if line.strip():
-                result = json.loads(line)
-                pids[int(result["number"])] = int(result["pid"])
-    return pids
+    """Trial number -> pid of the Ray actor that ran it."""
+    return {int(r["number"]): int(r["pid"]) for r in tune_results(data_dir / "artifacts", search_id)}
 
 
 def test_a_trial_gives_the_same_result_on_a_new_or_a_reused_actor(
