@@ -17,7 +17,15 @@ from service.launcher import ServerProcess, free_port
 from service.launcher import running_service as launch_service
 
 ServiceHandle = ServerProcess
-__all__ = ["ServiceHandle", "free_port", "running_service", "tune_results", "wait_until_ended"]
+__all__ = [
+    "ServiceHandle",
+    "free_port",
+    "on_supernet",
+    "running_service",
+    "train_supernet",
+    "tune_results",
+    "wait_until_ended",
+]
 
 ENDED = {"succeeded", "failed", "canceled"}
 
@@ -54,6 +62,27 @@ def wait_until_ended(client: httpx.Client, search_id: str, timeout_s: float) -> 
         assert time.monotonic() < deadline, search
         time.sleep(0.5)
     return search
+
+
+def train_supernet(client: httpx.Client, search_spec: dict[str, Any], timeout_s: float = 300) -> str:
+    """Train the supernet a search spec describes on its own (``POST /api/v1/supernets``); its id
+    once it is ready. A module whose searches all share one space trains it once this way."""
+    body = {key: search_spec[key] for key in ("task", "space", "seed")}
+    created = client.post("/api/v1/supernets", json=body | {"training": search_spec["supernet"]})
+    assert created.status_code == 201, created.text
+    url = f"/api/v1/supernets/{created.json()['id']}"
+    deadline = time.monotonic() + timeout_s
+    while (supernet := client.get(url).json())["state"] not in {"ready", "failed", "canceled"}:
+        assert time.monotonic() < deadline, supernet
+        time.sleep(0.5)
+    assert supernet["state"] == "ready", supernet
+    return supernet["id"]
+
+
+def on_supernet(search_spec: dict[str, Any], supernet_id: str) -> dict[str, Any]:
+    """The search spec, naming a trained supernet instead of describing one."""
+    described = {k: v for k, v in search_spec.items() if k not in {"space", "supernet"}}
+    return described | {"supernet_id": supernet_id}
 
 
 def tune_results(artifacts: Path, search_id: str = "*") -> Iterator[dict[str, Any]]:

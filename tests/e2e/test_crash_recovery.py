@@ -21,9 +21,9 @@ SEARCH = {
         {"metric": "accuracy", "direction": "maximize"},
         {"metric": "params", "direction": "minimize"},
     ],
-    "budget": {"max_trials": 6, "max_parallel": 1, "max_duration_s": 900},
+    "budget": {"max_trials": 4, "max_parallel": 1, "max_duration_s": 900},
     "scheduler": {"type": "fifo"},
-    "supernet": {"epochs": 2, "batch_size": 64},
+    "supernet": {"epochs": 1, "batch_size": 64},
     "fidelity": {"finetune_epochs": 3},
     "seed": 5,
 }

@@ -43,7 +43,8 @@ def test_pause_resume_and_stop_let_running_trials_finish(service: httpx.Client) 
 
 
 def test_budget_changed_while_running_takes_effect(service: httpx.Client) -> None:
-    spec = LONG_SEARCH | {"name": "e2e-budget", "fidelity": {"finetune_epochs": 1}}
+    # trials of a few seconds, so that the change lands while trial 1 runs (one at a time before it)
+    spec = LONG_SEARCH | {"name": "e2e-budget", "fidelity": {"finetune_epochs": 4}}
     search_id = service.post("/api/v1/searches", json=spec).json()["id"]
     _wait(service, search_id, lambda s: s["progress"]["trials_done"] >= 1)
     changed = service.patch(f"/api/v1/searches/{search_id}/budget", json={"max_trials": 3, "max_parallel": 2})

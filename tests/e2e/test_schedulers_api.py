@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from service_process import running_service, wait_until_ended
+from service_process import on_supernet, running_service, train_supernet, wait_until_ended
 
 from surrogates.schedulers.registry import SCHEDULERS
 
@@ -45,6 +45,12 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
         yield httpx.Client(base_url=handle.url, timeout=30)
 
 
+@pytest.fixture(scope="module")
+def search(client: httpx.Client) -> dict[str, Any]:
+    """``SEARCH`` on one supernet trained once for the schedulers' searches."""
+    return on_supernet(SEARCH, train_supernet(client, SEARCH))
+
+
 def _run(client: httpx.Client, spec: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     created = client.post("/api/v1/searches", json=spec)
     assert created.status_code == 201, created.text
@@ -60,12 +66,14 @@ def _fidelities(trial: dict[str, Any]) -> list[float]:
 
 
 @pytest.mark.parametrize("scheduler", sorted(SCHEDULERS))
-def test_scheduler_runs_a_search_and_explains_its_decisions(client: httpx.Client, scheduler: str) -> None:
+def test_scheduler_runs_a_search_and_explains_its_decisions(
+    client: httpx.Client, search: dict[str, Any], scheduler: str
+) -> None:
     options = {"type": scheduler, "brackets": 2} | (
         {"max_steps": MAX_STEPS} if scheduler == "freeze_thaw" else {}
     )
-    search, trials = _run(client, SEARCH | {"name": f"via-{scheduler}", "scheduler": options})
-    assert search["state"] == "succeeded", search
+    ended, trials = _run(client, search | {"name": f"via-{scheduler}", "scheduler": options})
+    assert ended["state"] == "succeeded", ended
     reports = sum(len(t["reports"]) for t in trials)
     if scheduler == "freeze_thaw":  # the step budget ends it: at most a report more per running trial
         assert 2 <= len(trials) <= 8 and MAX_STEPS <= reports <= MAX_STEPS + MAX_PARALLEL, (

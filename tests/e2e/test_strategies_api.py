@@ -3,9 +3,11 @@
 ``pfn_pi`` and ``pfn_ucb`` differ from ``pfn`` only in the acquisition computed on the same
 prediction (covered by the strategy contract), so only ``pfn`` runs here, which keeps the suite short.
 
-Checks that constrained-out trials are stored ``infeasible`` with the reason and never reach the
-front, and that each trial shows what its strategy predicted. Also checks that a trial's result does
-not depend on whether its Ray actor is new or reused from a finished trial (Tune's ``reuse_actors``).
+The searches share one supernet, trained once for the module (``supernet_id``), so each test spends
+its time on its strategy's trials. Checks that constrained-out trials are stored ``infeasible`` with
+the reason and never reach the front, and that each trial shows what its strategy predicted. Also
+checks that a trial's result does not depend on whether its Ray actor is new or reused from a
+finished trial (Tune's ``reuse_actors``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from service_process import running_service, tune_results, wait_until_ended
+from service_process import on_supernet, running_service, train_supernet, tune_results, wait_until_ended
 
 from surrogates.registry import STRATEGIES
 
@@ -58,16 +60,24 @@ def client(data_dir: Path) -> Iterator[httpx.Client]:
         yield httpx.Client(base_url=handle.url, timeout=30)
 
 
+@pytest.fixture(scope="module")
+def search(client: httpx.Client) -> dict[str, Any]:
+    """``SEARCH`` on the module's one supernet."""
+    return on_supernet(SEARCH, train_supernet(client, SEARCH))
+
+
 ACQUISITION_VARIANTS = {"pfn_pi", "pfn_ucb"}
 
 
 @pytest.mark.parametrize("strategy", sorted(set(STRATEGIES) - ACQUISITION_VARIANTS))
-def test_strategy_runs_a_constrained_search_through_the_api(client: httpx.Client, strategy: str) -> None:
-    created = client.post("/api/v1/searches", json=SEARCH | {"name": f"via-{strategy}", "strategy": strategy})
+def test_strategy_runs_a_constrained_search_through_the_api(
+    client: httpx.Client, search: dict[str, Any], strategy: str
+) -> None:
+    created = client.post("/api/v1/searches", json=search | {"name": f"via-{strategy}", "strategy": strategy})
     assert created.status_code == 201, created.text
     search_id = created.json()["id"]
-    search = wait_until_ended(client, search_id, timeout_s=300)
-    assert search["state"] == "succeeded", search
+    ended = wait_until_ended(client, search_id, timeout_s=300)
+    assert ended["state"] == "succeeded", ended
 
     trials = client.get(f"/api/v1/searches/{search_id}/trials", params={"page_size": 100}).json()["items"]
     assert len(trials) == 6
@@ -99,9 +109,9 @@ def _actor_pids(data_dir: Path, search_id: str) -> dict[int, int]:
 
 
 def test_a_trial_gives_the_same_result_on_a_new_or_a_reused_actor(
-    client: httpx.Client, data_dir: Path
+    client: httpx.Client, data_dir: Path, search: dict[str, Any]
 ) -> None:
-    spec = SEARCH | {"strategy": "random", "constraints": []}  # random: trial k's config depends on k only
+    spec = search | {"strategy": "random", "constraints": []}  # random: trial k's config depends on k only
     budget = {"max_trials": 3, "max_duration_s": 600}
     serial, serial_trials = _finished(
         client, spec | {"name": "actors-serial", "budget": budget | {"max_parallel": 1}}
@@ -109,9 +119,8 @@ def test_a_trial_gives_the_same_result_on_a_new_or_a_reused_actor(
     serial_pids = _actor_pids(data_dir, serial["id"])
     assert serial_pids[0] == serial_pids[1] == serial_pids[2], "one trial at a time: one actor runs them all"
 
-    reused = {k: v for k, v in spec.items() if k != "space"} | {"supernet_id": serial["supernet_id"]}
     parallel, parallel_trials = _finished(
-        client, reused | {"name": "actors-parallel", "budget": budget | {"max_parallel": 2}}
+        client, spec | {"name": "actors-parallel", "budget": budget | {"max_parallel": 2}}
     )
     parallel_pids = _actor_pids(data_dir, parallel["id"])
     assert parallel_pids[0] != parallel_pids[1], "trials 0 and 1 ran side by side, each on a new actor"
