@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -21,6 +21,7 @@ __all__ = [
     "ServiceHandle",
     "free_port",
     "on_supernet",
+    "poll",
     "running_service",
     "train_supernet",
     "tune_results",
@@ -28,6 +29,7 @@ __all__ = [
 ]
 
 ENDED = {"succeeded", "failed", "canceled"}
+T = TypeVar("T")
 
 
 @contextmanager
@@ -52,6 +54,18 @@ def running_service(
     env |= extra_env or {}
     with launch_service(data_dir, env, startup_timeout_s=startup_timeout_s) as handle:
         yield handle
+
+
+def poll(predicate: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.2) -> T:
+    """Call ``predicate`` every ``interval_s`` until it returns something truthy, and return that;
+    fail with ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def wait_until_ended(client: httpx.Client, search_id: str, timeout_s: float) -> dict[str, Any]:

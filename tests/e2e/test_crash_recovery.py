@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from service_process import running_service
+from service_process import poll, running_service
 
 pytestmark = pytest.mark.slow
 
@@ -31,16 +30,6 @@ SEARCH = {
 
 def _trials(client: httpx.Client, search_id: str) -> list[dict]:
     return client.get(f"/api/v1/searches/{search_id}/trials", params={"page_size": 500}).json()["items"]
-
-
-def _poll(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_kill_9_mid_search_then_restart_resumes_without_losing_finished_trials(
@@ -65,7 +54,7 @@ def _interrupt_and_resume(
     with running_service(tmp_path, database_url) as first:
         client = httpx.Client(base_url=first.url, timeout=30)
         search_id = client.post("/api/v1/searches", json=SEARCH).json()["id"]
-        _poll(
+        poll(
             lambda: (
                 sum(t["state"] == "succeeded" for t in _trials(client, search_id)) >= 2
                 and any(t["state"] == "running" for t in _trials(client, search_id))
@@ -83,7 +72,7 @@ def _interrupt_and_resume(
 
     with running_service(tmp_path, database_url) as second:
         client = httpx.Client(base_url=second.url, timeout=30)
-        final = _poll(
+        final = poll(
             lambda: (
                 (s := client.get(f"/api/v1/searches/{search_id}").json())["state"] in {"succeeded", "failed"}
                 and s

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_process import ServiceHandle, running_service
+from service_process import ServiceHandle, poll, running_service
 from test_end_to_end import LONG_SEARCH, TERMINAL
 
 pytestmark = pytest.mark.slow
@@ -29,16 +29,6 @@ SEARCH = LONG_SEARCH | {
     "hyperparameters": {"finetune_batch_size": {"type": "categorical", "choices": [2]}},
 }
 WORKER_PREFIX = "ray::ImplicitFunc"  # what Ray names the process of a function trainable
-
-
-def _poll(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _descendants(pid: int) -> set[int]:
@@ -87,7 +77,7 @@ def _trial_worker(service: ServiceHandle, search_id: str, number: int) -> int:
                 return pid
         return None
 
-    return _poll(find, 10, f"the worker process of trial {number}")
+    return poll(find, 10, f"the worker process of trial {number}")
 
 
 def _trials(client: httpx.Client, search_id: str) -> list[dict]:
@@ -109,14 +99,14 @@ def test_a_killed_worker_is_retried_from_its_checkpoint_and_the_search_completes
         assert created.status_code == 201, created.text
         search_id = created.json()["id"]
 
-        victim = _poll(lambda: _fine_tuning(client, search_id), 150, "a trial past its first epoch")
+        victim = poll(lambda: _fine_tuning(client, search_id), 150, "a trial past its first epoch")
         number = victim["number"]
         pid = _trial_worker(service, search_id, number)
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
-        _poll(lambda: not Path(f"/proc/{pid}").exists() or "zombie" in _cmdline(pid), 10, "the worker to die")
+        poll(lambda: not Path(f"/proc/{pid}").exists() or "zombie" in _cmdline(pid), 10, "the worker to die")
 
-        final = _poll(
+        final = poll(
             lambda: (s := client.get(f"/api/v1/searches/{search_id}").json())["state"] in TERMINAL and s,
             timeout_s=180,
             what="the search to end",
