@@ -117,14 +117,19 @@ class BarDistribution:
 
     def quantile(self, logits: Tensor, q: float | Tensor) -> Tensor:
         """The q-quantile, 0 < q < 1: logits (..., K) -> (...)."""
+        q = torch.as_tensor(q, dtype=logits.dtype).expand(logits.shape[:-1])
+        return self.quantiles(logits, q.unsqueeze(-1)).squeeze(-1)
+
+    def quantiles(self, logits: Tensor, levels: Tensor) -> Tensor:
+        """S levels per distribution, 0 < level < 1: logits (..., K), levels (..., S) -> (..., S).
+        One CDF per distribution serves all its levels (Monte Carlo by inverse CDF)."""
         p = torch.softmax(logits, dim=-1)
         cum = torch.cumsum(p, dim=-1)
-        q = torch.as_tensor(q, dtype=p.dtype).expand(p.shape[:-1])
-        k = torch.searchsorted(cum.contiguous(), q.unsqueeze(-1).contiguous()).squeeze(-1)
-        k = k.clamp(0, self.n_bars - 1)
-        pk = p.gather(-1, k.unsqueeze(-1)).squeeze(-1).clamp_min(1e-12)
-        before = (cum.gather(-1, k.unsqueeze(-1)).squeeze(-1) - pk).clamp_min(0.0)
-        frac = ((q - before) / pk).clamp(1e-9, 1.0 - 1e-9)
+        levels = levels.to(p.dtype).expand(*p.shape[:-1], levels.shape[-1])
+        k = torch.searchsorted(cum.contiguous(), levels.contiguous()).clamp(0, self.n_bars - 1)  # (..., S)
+        pk = p.gather(-1, k).clamp_min(1e-12)
+        before = (cum.gather(-1, k) - pk).clamp_min(0.0)
+        frac = ((levels - before) / pk).clamp(1e-9, 1.0 - 1e-9)
         inside = self.borders[k] + frac * self.widths[k]
         normal = torch.distributions.Normal(0.0, 1.0)
         left = self.borders[1] - self.left_scale * normal.icdf(1.0 - frac / 2.0)

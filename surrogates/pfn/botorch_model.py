@@ -83,8 +83,8 @@ class BarPosterior(Posterior):
         u = u.expand(*sample_shape, *self._shape).movedim(-1, n)  # (S..., m, batch..., q)
         u = u.reshape(*sample_shape, self._shape[-1], -1)  # (S..., m, P)
         p = self.predictive
-        logits = p.logits.expand(*sample_shape, *p.logits.shape)
-        z = p.bars.quantile(logits, u)
+        levels = u.reshape(-1, *u.shape[n:]).permute(1, 2, 0)  # (m, P, S): one CDF per bar distribution
+        z = p.bars.quantiles(p.logits, levels).permute(2, 0, 1).reshape(u.shape)  # (S..., m, P)
         return self._to_grid(p.loc + p.scale * z)
 
     def quantile(self, value: Tensor) -> Tensor:

@@ -90,3 +90,14 @@ def test_borders_follow_prior_quantiles_and_reject_bad_input() -> None:
         BarDistribution(torch.tensor([0.0, 1.0, 1.0, 2.0]))
     with pytest.raises(ValueError, match="at least 4"):
         BarDistribution(torch.tensor([0.0, 1.0]))
+
+
+def test_quantiles_at_many_levels_match_one_level_at_a_time(
+    bars: BarDistribution, logits: torch.Tensor
+) -> None:
+    levels = torch.tensor([1e-4, 0.01, 0.3, 0.5, 0.77, 0.999], dtype=F64)
+    many = bars.quantiles(logits, levels.expand(2, -1))  # (2, 6): six levels of each distribution
+    for i, q in enumerate(levels):
+        torch.testing.assert_close(many[:, i], bars.quantile(logits, float(q)))
+    assert (many.diff(dim=-1) > 0).all(), "quantiles increase with the level"
+    torch.testing.assert_close(bars.cdf(logits, many[:, 2]), torch.full((2,), 0.3, dtype=F64))

@@ -140,3 +140,11 @@ def test_botorch_acquisitions_run_on_the_pfn_and_find_the_optimum(predictor: PFN
     assert batch.shape == (2, 1) and torch.isfinite(values).all()
     posterior = two.posterior(grid.unsqueeze(1))
     assert posterior.mean.shape == (41, 1, 2) and posterior.rsample(torch.Size([4])).shape == (4, 41, 1, 2)
+    # a sample is each bar distribution's quantile at the normal CDF of its base sample
+    base = torch.randn(3, 41, 1, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    samples = posterior.rsample_from_base_samples(torch.Size([3]), base)  # (3, 41, 1, 2)
+    p = posterior.predictive
+    for s, point, output in ((0, 0, 0), (2, 40, 1), (1, 17, 1)):
+        level = float(torch.special.ndtr(base[s, point, 0, output]))
+        want = p.loc[output, 0] + p.scale[output, 0] * p.bars.quantile(p.logits[output, point], level)
+        torch.testing.assert_close(samples[s, point, 0, output], want)
