@@ -45,7 +45,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # of the budget
 OURS = tuple(f"supernas-{name}" for name in sorted(SCHEDULERS))
 # eta 3 and a grace period of one epoch for every rung-based method, ours and the peers'
-OUR_SETTINGS = {"reduction_factor": 3.0, "grace_period": 1, "brackets": 3, "step": 1, "candidates": 128}
+OUR_SETTINGS = {"reduction_factor": 3.0, "grace_period": 1, "brackets": 3, "step": 1, "candidates": 512}
 DEFAULTS = {"problems": ",".join(PROBLEMS), "seeds": 10, "budget": 20}
 QUICK = {"problems": "branin-mf,lc-fashion", "seeds": 2, "budget": 10}
 

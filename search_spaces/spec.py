@@ -268,7 +268,7 @@ class Scheduler(_Strict):
         default=1, le=1000, description="freeze_thaw: steps a trial runs each time before it is paused."
     )
     candidates: int = Field(
-        default=256, ge=1, le=4096, description="mobster, freeze_thaw: random configs scored per proposal."
+        default=512, ge=1, le=4096, description="mobster, freeze_thaw: random configs scored per proposal."
     )
     max_steps: PositiveInt | None = Field(
         default=None,

@@ -206,5 +206,5 @@ class SchedulerSettings:
     reduction_factor: float = 2.0
     brackets: int = 1  # hyperband: the number of asynchronous brackets
     step: int = 1  # freeze-thaw: fidelity steps a resumed trial runs before it is paused again
-    candidates: int = 256  # model-based schedulers: random configs scored per proposal
+    candidates: int = 512  # model-based schedulers: random configs scored per proposal
     extra: dict[str, Any] = field(default_factory=dict)
