@@ -72,14 +72,24 @@ def best_values(
     points: Sequence[PlottedPoint], objectives: Sequence[Objective]
 ) -> dict[str, tuple[float, int]]:
     """metric -> (best value, trial number) among the feasible (succeeded) points: a trial with a
-    non-finite objective value is not plotted, so it never wins "best"."""
+    non-finite objective value is not plotted, so it never wins "best". Trials that tie on the best
+    value are told apart by the other objectives in order, so the winner is never dominated (on a
+    small validation split, several architectures can share the best accuracy)."""
     feasible = [p for p in points if p.state is TrialState.SUCCEEDED]
     best: dict[str, tuple[float, int]] = {}
     for i, objective in enumerate(objectives):
         index = best_index([p.values[i] for p in feasible], objective.direction)
-        if index is not None:
-            best[objective.metric.value] = (feasible[index].values[i], feasible[index].number)
+        if index is None:
+            continue
+        order = [i, *(k for k in range(len(objectives)) if k != i)]
+        tied = [p for p in feasible if p.values[i] == feasible[index].values[i]]
+        winner = min(tied, key=lambda p: tuple(_cost(p.values[k], objectives[k]) for k in order))
+        best[objective.metric.value] = (winner.values[i], winner.number)
     return best
+
+
+def _cost(value: float, objective: Objective) -> float:
+    return -value if objective.direction.value == "maximize" else value
 
 
 def reference_point(points: Sequence[PlottedPoint], objectives: Sequence[Objective]) -> list[float] | None:

@@ -85,10 +85,12 @@ def train_supernet(client: httpx.Client, search_spec: dict[str, Any], timeout_s:
     created = client.post("/api/v1/supernets", json=body | {"training": search_spec["supernet"]})
     assert created.status_code == 201, created.text
     url = f"/api/v1/supernets/{created.json()['id']}"
-    deadline = time.monotonic() + timeout_s
-    while (supernet := client.get(url).json())["state"] not in {"ready", "failed", "canceled"}:
-        assert time.monotonic() < deadline, supernet
-        time.sleep(0.5)
+    supernet = poll(
+        lambda: (s := client.get(url).json())["state"] in {"ready", "failed", "canceled"} and s,
+        timeout_s,
+        f"{url} to finish training",
+        interval_s=0.5,
+    )
     assert supernet["state"] == "ready", supernet
     return supernet["id"]
 
