@@ -76,6 +76,7 @@ def best_values(
     value are told apart by the other objectives in order, so the winner is never dominated (on a
     small validation split, several architectures can share the best accuracy)."""
     feasible = [p for p in points if p.state is TrialState.SUCCEEDED]
+    directions = [o.direction for o in objectives]
     best: dict[str, tuple[float, int]] = {}
     for i, objective in enumerate(objectives):
         index = best_index([p.values[i] for p in feasible], objective.direction)
@@ -83,13 +84,10 @@ def best_values(
             continue
         order = [i, *(k for k in range(len(objectives)) if k != i)]
         tied = [p for p in feasible if p.values[i] == feasible[index].values[i]]
-        winner = min(tied, key=lambda p: tuple(_cost(p.values[k], objectives[k]) for k in order))
+        costs = to_minimization(np.array([p.values for p in tied]), directions)[:, order]  # (T, M)
+        winner = tied[min(range(len(tied)), key=lambda j: tuple(costs[j]))]
         best[objective.metric.value] = (winner.values[i], winner.number)
     return best
-
-
-def _cost(value: float, objective: Objective) -> float:
-    return -value if objective.direction.value == "maximize" else value
 
 
 def reference_point(points: Sequence[PlottedPoint], objectives: Sequence[Objective]) -> list[float] | None:
