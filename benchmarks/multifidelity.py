@@ -6,6 +6,7 @@ Run from the repository root (the peers need ``bash benchmarks/setup_mf_peers.sh
     python -m benchmarks.multifidelity                 # 4 problems x 10 seeds, 20 full evaluations each
     python -m benchmarks.multifidelity --quick         # 2 problems x 2 seeds, 10 full evaluations
     python -m benchmarks.multifidelity --report benchmarks/results/multifidelity.json   # table again
+    python -m benchmarks.multifidelity --methods supernas-freeze_thaw --merge   # re-run one method
 
 Every method runs on the simulated clock (``surrogates.schedulers.simulation``) with ``--workers``
 asynchronous workers until it has trained ``--budget`` x 30 epochs. Its incumbent at any moment is the
@@ -233,6 +234,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--out", type=Path, help="JSON to write (default benchmarks/results/multifidelity.json)"
     )
     parser.add_argument("--report", type=Path, help="print the table of (and re-plot) a JSON written before")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only the methods run now in --out's JSON (same problems, seeds, budget, workers)",
+    )
     args = parser.parse_args(argv)
     fill_defaults(args, DEFAULTS, QUICK)
     return args
@@ -251,7 +257,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     jobs = [(p, m, s, args.budget, args.workers) for p in problems for m in names for s in range(args.seeds)]
     started = time.perf_counter()
     runs = _execute(jobs, args.jobs)
-    summary = summarise(runs, names)
     out = args.out or RESULTS / ("multifidelity_quick.json" if args.quick else "multifidelity.json")
     doc = {
         "benchmark": "multifidelity",
@@ -266,16 +271,42 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "fractions": list(FRACTIONS),
             "our_settings": OUR_SETTINGS,
         },
-        "summary": summary,
+        "summary": {},
         "runs": runs,
         "seconds": time.perf_counter() - started,
     }
+    if args.merge:
+        doc = merge(json.loads(out.read_text()), doc)
+    names = doc["settings"]["methods"]
+    doc["summary"] = summarise(doc["runs"], names)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1))
-    _plot(summary, names, sorted(problems), out.with_suffix(".png"))
-    print(_table(summary, names, sorted(problems)))
-    print(f"\nwrote {out} and {out.with_suffix('.png')} in {doc['seconds']:.0f} s")
+    _plot(doc["summary"], names, sorted(problems), out.with_suffix(".png"))
+    print(_table(doc["summary"], names, sorted(problems)))
+    print(f"\nwrote {out} and {out.with_suffix('.png')} in {time.perf_counter() - started:.0f} s")
     return doc
+
+
+def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` with the runs of ``new``'s methods replaced (the summary is recomputed by the caller);
+    ``new``'s settings and time are kept under ``merged_runs``. Both must share the problems, seeds,
+    budget and workers."""
+    for key in ("problems", "seeds", "budget_full_evaluations", "workers"):
+        if _canonical(old["settings"][key]) != _canonical(new["settings"][key]):
+            raise SystemExit(f"--merge: {key} differ ({old['settings'][key]} vs {new['settings'][key]})")
+    rerun = set(new["settings"]["methods"])
+    old["runs"] = [r for r in old["runs"] if r["method"] not in rerun] + new["runs"]
+    old["settings"]["methods"] += [
+        m for m in new["settings"]["methods"] if m not in old["settings"]["methods"]
+    ]
+    old["settings"]["our_settings"] = new["settings"]["our_settings"]
+    merged = {"methods": sorted(rerun), "created": new["created"], "seconds": new["seconds"]}
+    old.setdefault("merged_runs", []).append(merged)
+    return old
+
+
+def _canonical(setting: Any) -> Any:
+    return sorted(setting) if isinstance(setting, list) else setting
 
 
 def _execute(jobs: list[tuple[str, str, int, int, int]], processes: int) -> list[dict[str, Any]]:

@@ -79,3 +79,19 @@ def test_report_summarises_a_written_result_again(tiny_run: tuple[dict, Path]) -
     doc, out = tiny_run
     again = main(["--report", str(out)])
     assert again["summary"] == json.loads(json.dumps(doc["summary"]))
+
+
+def test_merge_replaces_only_the_methods_run_again(tiny_run: tuple[dict, Path], tmp_path: Path) -> None:
+    doc, out = tiny_run
+    copy = tmp_path / "mf.json"
+    copy.write_text(out.read_text())
+    argv = ["--problems", "branin-mf", "--seeds", "2", "--budget", "3", "--out", str(copy), "--merge"]
+    merged = main([*argv, "--methods", "supernas-hyperband"])
+    assert merged["settings"]["methods"] == [*METHODS, "supernas-hyperband"]
+    kept = [r for r in merged["runs"] if r["method"] in METHODS]
+    assert kept == doc["runs"]  # the earlier runs, untouched
+    assert sorted(r["seed"] for r in merged["runs"] if r["method"] == "supernas-hyperband") == [0, 1]
+    assert set(merged["summary"]["regret_by_budget"]["mean_rank"]) == {*METHODS, "supernas-hyperband"}
+    assert merged["merged_runs"][-1]["methods"] == ["supernas-hyperband"]
+    with pytest.raises(SystemExit, match="seeds differ"):
+        main([*argv[:2], "--seeds", "1", *argv[4:], "--methods", "supernas-hyperband"])
