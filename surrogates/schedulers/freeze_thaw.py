@@ -8,6 +8,12 @@ tau = best + 10^u * span (u uniform in [-4, -1], span the range of values seen: 
 the observed range because our values are not accuracies in [0, 1]) are drawn, and each candidate
 scores P(value at min(its steps + h, steps) > tau). Several objectives are scalarised with random
 augmented Chebyshev weights per decision (``scalarize``): multi-objective freeze-thaw.
+
+New configs: of ``candidates`` random configs, the ``SHORTLIST`` with the highest log-EI under
+``mobster``'s GP over (config, fidelity) (``gp_proposer``; the trials running, not the paused ones,
+as pending points), and of those the one with the highest MFPI-random under the PFN. In the
+multi-fidelity benchmark this took the mean rank at the full budget from 4.39 to 3.30 against the PFN
+alone over all random candidates, and 3.94 for the GP's best alone (README).
 """
 
 from __future__ import annotations
@@ -28,9 +34,11 @@ from surrogates.schedulers.base import (
     SchedulerSettings,
     SchedulingProblem,
 )
+from surrogates.schedulers.gp_proposer import GPProposer
 from surrogates.schedulers.scalarize import scalarizer
 
 NEW = -1  # the candidate index of "the next new config"
+SHORTLIST = 32  # random configs with the GP's highest log-EI, among which the PFN picks a new config
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,8 @@ class FreezeThawScheduler(FidelityScheduler):
         self._predictor = predictor
         self._since_resume: dict[int, int] = {}
         self._decisions = 0
+        self._paused: set[int] = set()
+        self._gp = GPProposer(problem, settings.candidates, seed, self.name)
 
     @property
     def predictor(self) -> PFNPredictor:
@@ -77,6 +87,7 @@ class FreezeThawScheduler(FidelityScheduler):
         self._since_resume[trial] = self._since_resume.get(trial, 0) + 1
         if self._since_resume[trial] < self.settings.step:
             return Decision(Action.CONTINUE, trial, fidelity, f"within its step of {self.settings.step}")
+        self._paused.add(trial)
         return Decision(
             Action.PAUSE,
             trial,
@@ -108,15 +119,27 @@ class FreezeThawScheduler(FidelityScheduler):
                 Action.START, None, None, f"start a new config: {reason}", None, predicted, acquisition
             )
         self._since_resume[candidate] = 0
+        self._paused.discard(candidate)
         fidelity = self.trials[candidate].fidelity
         return Decision(Action.RESUME, candidate, fidelity, f"resume: {reason}", None, predicted, acquisition)
 
+    def running(self) -> list[int]:
+        """The trials training now: neither ended nor paused."""
+        return [t for t in self.trials if t not in self.ended and t not in self._paused]
+
     def propose(self, rng: np.random.Generator) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """The best of ``candidates`` random configs by the same acquisition, started from scratch."""
-        assert self.problem.space is not None  # checked in __init__
+        """Of ``candidates`` random configs, the GP's ``SHORTLIST`` best by log-EI (all of them until
+        the GP has data), and of those the best by the PFN's MFPI-random, started from scratch."""
         if not any(self.trials[t].costs for t in self.trials):
             return None
         configs = [self.problem.sample_config(rng) for _ in range(self.settings.candidates)]
+        running = self.running()
+        improvement = self._gp.score(self.trials, running, configs, rng)
+        drawn = f"{len(configs)} random configs"
+        if improvement is not None:
+            order = np.argsort(-improvement[0], kind="stable")[:SHORTLIST]
+            configs = [configs[i] for i in order]
+            drawn = f"the {len(configs)} with the GP's highest log-EI of {drawn}, {len(running)} running"
         scored = self._score([NEW] * len(configs), configs, self._decision_rng())
         best = int(np.argmax(scored.acquisition))
         info = {
@@ -126,7 +149,7 @@ class FreezeThawScheduler(FidelityScheduler):
                 "std": float(scored.std[best]),
             },
             "acquisition": float(scored.acquisition[best]),
-            "proposed_by": f"{self.name}: best MFPI-random of {len(configs)} random configs",
+            "proposed_by": f"{self.name}: best MFPI-random of {drawn}",
         }
         return configs[best], info
 

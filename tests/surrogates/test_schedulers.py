@@ -11,7 +11,7 @@ import pytest
 from search_spaces.params import Float, ParamSpace
 from supernas.objectives import Direction
 from surrogates.schedulers.base import Action, SchedulerSettings, SchedulingProblem
-from surrogates.schedulers.freeze_thaw import FreezeThawScheduler
+from surrogates.schedulers.freeze_thaw import SHORTLIST, FreezeThawScheduler
 from surrogates.schedulers.ranking import (
     hypervolume_contributions,
     pareto_ranks,
@@ -165,6 +165,30 @@ def test_mobster_counts_running_trials_as_pending() -> None:
     scheduler.end_trial(running)  # one fewer pending point changes the acquisition
     after = scheduler.propose(np.random.default_rng(1))
     assert before is not None and after is not None and before[1]["acquisition"] != after[1]["acquisition"]
+
+
+def test_freeze_thaw_proposes_from_the_gp_shortlist_with_running_trials_pending() -> None:
+    problem = SchedulingProblem(("val_loss",), (Direction.MINIMIZE,), EPOCHS, 1, SPACE)
+    settings = SchedulerSettings(step=1, candidates=64)
+    scheduler = FreezeThawScheduler(problem, settings, seed=0)
+    scheduler.add_trial(0, {"a": 0.1, "b": 0.5})
+    scheduler.report(0, 1, {"val_loss": 1.0})  # paused
+    _, info = scheduler.propose(np.random.default_rng(0))  # too few trials for the GP: all random
+    assert info["proposed_by"] == "freeze_thaw: best MFPI-random of 64 random configs"
+    for trial in (1, 2, 3):
+        scheduler.add_trial(trial, {"a": trial / 4, "b": 0.5})
+        scheduler.report(trial, 1, {"val_loss": 1.0 - trial / 10})
+    assert scheduler.running() == []  # all four are paused
+    _, info = scheduler.propose(np.random.default_rng(0))
+    assert info["proposed_by"].endswith(
+        f"the {SHORTLIST} with the GP's highest log-EI of 64 random configs, 0 running"
+    )
+    scheduler.next_step([0, 1, 2, 3], None)  # resumes one of them
+    scheduler.add_trial(4, {"a": 0.9, "b": 0.1})  # started, no report yet
+    assert len(scheduler.running()) == 2 and 4 in scheduler.running()
+    _, info = scheduler.propose(np.random.default_rng(0))
+    assert info["proposed_by"].endswith("2 running")
+    assert np.isfinite(info["acquisition"]) and info["predicted"]["std"] > 0
 
 
 def test_bad_settings_and_unknown_names_are_rejected() -> None:
