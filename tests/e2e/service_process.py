@@ -68,14 +68,25 @@ def poll(predicate: Callable[[], T], timeout_s: float, what: str, interval_s: fl
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def wait_until_ended(client: httpx.Client, search_id: str, timeout_s: float) -> dict[str, Any]:
-    """Poll the search every half second until it has ended; fail with its last state after
-    ``timeout_s``."""
+def poll_resource(
+    client: httpx.Client,
+    path: str,
+    done: Callable[[dict[str, Any]], bool],
+    timeout_s: float,
+    interval_s: float = 0.5,
+) -> dict[str, Any]:
+    """GET ``path`` every ``interval_s`` until ``done`` holds for the resource, and return it; fail
+    with the last state seen after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
-    while (search := client.get(f"/api/v1/searches/{search_id}").json())["state"] not in ENDED:
-        assert time.monotonic() < deadline, search
-        time.sleep(0.5)
-    return search
+    while not done(resource := client.get(path).json()):
+        assert time.monotonic() < deadline, f"timed out waiting on {path}; last state: {resource}"
+        time.sleep(interval_s)
+    return resource
+
+
+def wait_until_ended(client: httpx.Client, search_id: str, timeout_s: float) -> dict[str, Any]:
+    """Poll the search until it has ended; fail with its last state after ``timeout_s``."""
+    return poll_resource(client, f"/api/v1/searches/{search_id}", lambda s: s["state"] in ENDED, timeout_s)
 
 
 def train_supernet(client: httpx.Client, search_spec: dict[str, Any], timeout_s: float = 300) -> str:
@@ -85,12 +96,7 @@ def train_supernet(client: httpx.Client, search_spec: dict[str, Any], timeout_s:
     created = client.post("/api/v1/supernets", json=body | {"training": search_spec["supernet"]})
     assert created.status_code == 201, created.text
     url = f"/api/v1/supernets/{created.json()['id']}"
-    supernet = poll(
-        lambda: (s := client.get(url).json())["state"] in {"ready", "failed", "canceled"} and s,
-        timeout_s,
-        f"{url} to finish training",
-        interval_s=0.5,
-    )
+    supernet = poll_resource(client, url, lambda s: s["state"] in {"ready", "failed", "canceled"}, timeout_s)
     assert supernet["state"] == "ready", supernet
     return supernet["id"]
 

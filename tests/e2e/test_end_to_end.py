@@ -7,7 +7,6 @@ download the best sub-network and run it; cancel a running search and keep its r
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from service_process import running_service
+from service_process import poll_resource, running_service
 
 from supernas.objectives import Direction
 from surrogates.pareto import non_dominated_mask
@@ -79,16 +78,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
 
 
-def _wait(client: httpx.Client, search_id: str, until, timeout_s: float = 300) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        search = client.get(f"/api/v1/searches/{search_id}").json()
-        if until(search):
-            return search
-        time.sleep(0.5)
-    raise AssertionError(f"timed out; last state: {search}")
-
-
 def _all_trials(client: httpx.Client, search_id: str) -> list[dict]:
     trials, token = [], None
     while True:
@@ -104,10 +93,11 @@ def test_search_runs_to_the_end_and_its_best_model_runs(service: httpx.Client, t
     created = service.post("/api/v1/searches", json=SMALL_SEARCH)
     assert created.status_code == 201, created.text
     search_id = created.json()["id"]
+    search_url = f"/api/v1/searches/{search_id}"
 
-    progress_seen = _wait(service, search_id, lambda s: s["state"] != "queued")
+    progress_seen = poll_resource(service, search_url, lambda s: s["state"] != "queued", 300)
     assert progress_seen["state"] in {"running", "succeeded"}
-    final = _wait(service, search_id, lambda s: s["state"] in TERMINAL)
+    final = poll_resource(service, search_url, lambda s: s["state"] in TERMINAL, 300)
     assert final["state"] == "succeeded", final
 
     trials = _all_trials(service, search_id)
@@ -173,10 +163,16 @@ def test_search_runs_to_the_end_and_its_best_model_runs(service: httpx.Client, t
 
 def test_cancel_stops_a_running_search_and_keeps_every_record(service: httpx.Client) -> None:
     search_id = service.post("/api/v1/searches", json=LONG_SEARCH).json()["id"]
-    _wait(service, search_id, lambda s: any(t["fidelity"] is not None for t in _all_trials(service, s["id"])))
+    search_url = f"/api/v1/searches/{search_id}"
+    poll_resource(
+        service,
+        search_url,
+        lambda s: any(t["fidelity"] is not None for t in _all_trials(service, s["id"])),
+        300,
+    )
     response = service.post(f"/api/v1/searches/{search_id}/cancel")
     assert response.status_code == 202
-    final = _wait(service, search_id, lambda s: s["state"] in TERMINAL, timeout_s=120)
+    final = poll_resource(service, search_url, lambda s: s["state"] in TERMINAL, 120)
     assert final["state"] == "canceled"
     trials = _all_trials(service, search_id)
     assert trials, "the trials run before the cancel must be kept"

@@ -5,7 +5,6 @@ downloaded ONNX models reproduce the test accuracy recorded by the search."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
-from service_process import running_service
+from service_process import poll_resource, running_service
 from sklearn.datasets import load_breast_cancer
 
 from workers.datasets import load_dataset_task
@@ -55,16 +54,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         yield client
 
 
-def _wait(client: httpx.Client, path: str, done: set[str], timeout_s: float = 400) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        resource = client.get(path).json()
-        if resource["state"] in done:
-            return resource
-        time.sleep(0.5)
-    raise AssertionError(f"timed out; last state: {resource}")
-
-
 def _onnx_accuracy_matches_manifest(
     client: httpx.Client, search: dict, x: np.ndarray, y: np.ndarray
 ) -> float:
@@ -85,7 +74,9 @@ def test_transformer_on_mnist1d_runs_and_its_onnx_model_reproduces_the_test_accu
 ) -> None:
     created = service.post("/api/v1/searches", json=TRANSFORMER_SEARCH)
     assert created.status_code == 201, created.text
-    search = _wait(service, f"/api/v1/searches/{created.json()['id']}", TERMINAL)
+    search = poll_resource(
+        service, f"/api/v1/searches/{created.json()['id']}", lambda s: s["state"] in TERMINAL, 400
+    )
     assert search["state"] == "succeeded", search
     supernet = service.get(f"/api/v1/supernets/{search['supernet_id']}").json()
     assert supernet["state"] == "ready" and supernet["family"] == "elastic_transformer"
@@ -121,7 +112,9 @@ def test_uploaded_tabular_data_a_standalone_mlp_supernet_and_a_search_reusing_it
         },
     )
     assert trained.status_code == 201, trained.text
-    supernet = _wait(service, f"/api/v1/supernets/{trained.json()['id']}", {"ready", "failed"})
+    supernet = poll_resource(
+        service, f"/api/v1/supernets/{trained.json()['id']}", lambda s: s["state"] in {"ready", "failed"}, 400
+    )
     assert supernet["state"] == "ready", supernet
     assert supernet["metrics"]["largest_val_accuracy"] > 0.85
 
@@ -135,7 +128,9 @@ def test_uploaded_tabular_data_a_standalone_mlp_supernet_and_a_search_reusing_it
     }
     created = service.post("/api/v1/searches", json=search_spec)
     assert created.status_code == 201, created.text
-    search = _wait(service, f"/api/v1/searches/{created.json()['id']}", TERMINAL)
+    search = poll_resource(
+        service, f"/api/v1/searches/{created.json()['id']}", lambda s: s["state"] in TERMINAL, 400
+    )
     assert search["state"] == "succeeded", search
     assert search["supernet_id"] == supernet["id"]
     assert service.get("/api/v1/supernets", params={"task": dataset["id"]}).json()["total"] == 1
@@ -156,7 +151,9 @@ def test_a_collapsing_supernet_fails_the_search_with_the_reason(service: Service
     }
     created = service.post("/api/v1/searches", json=spec)
     assert created.status_code == 201, created.text
-    search = _wait(service, f"/api/v1/searches/{created.json()['id']}", TERMINAL)
+    search = poll_resource(
+        service, f"/api/v1/searches/{created.json()['id']}", lambda s: s["state"] in TERMINAL, 400
+    )
     assert search["state"] == "failed" and "collapsed" in search["state_reason"], search
     supernet = service.get(f"/api/v1/supernets/{search['supernet_id']}").json()
     assert supernet["state"] == "failed" and "collapsed" in supernet["state_reason"]
