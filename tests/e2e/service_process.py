@@ -84,9 +84,16 @@ def poll_resource(
     return resource
 
 
+def wait_for_search(
+    client: httpx.Client, search_id: str, done: Callable[[dict[str, Any]], bool], timeout_s: float = 300
+) -> dict[str, Any]:
+    """Poll the search until ``done`` holds for it; fail with its last state after ``timeout_s``."""
+    return poll_resource(client, f"/api/v1/searches/{search_id}", done, timeout_s)
+
+
 def wait_until_ended(client: httpx.Client, search_id: str, timeout_s: float) -> dict[str, Any]:
     """Poll the search until it has ended; fail with its last state after ``timeout_s``."""
-    return poll_resource(client, f"/api/v1/searches/{search_id}", lambda s: s["state"] in ENDED, timeout_s)
+    return wait_for_search(client, search_id, lambda s: s["state"] in ENDED, timeout_s)
 
 
 def train_supernet(client: httpx.Client, search_spec: dict[str, Any], timeout_s: float = 300) -> str:

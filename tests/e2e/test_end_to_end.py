@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from service_process import poll_resource, running_service
+from service_process import running_service, wait_for_search
 
 from supernas.objectives import Direction
 from surrogates.pareto import non_dominated_mask
@@ -93,11 +93,10 @@ def test_search_runs_to_the_end_and_its_best_model_runs(service: httpx.Client, t
     created = service.post("/api/v1/searches", json=SMALL_SEARCH)
     assert created.status_code == 201, created.text
     search_id = created.json()["id"]
-    search_url = f"/api/v1/searches/{search_id}"
 
-    progress_seen = poll_resource(service, search_url, lambda s: s["state"] != "queued", 300)
+    progress_seen = wait_for_search(service, search_id, lambda s: s["state"] != "queued")
     assert progress_seen["state"] in {"running", "succeeded"}
-    final = poll_resource(service, search_url, lambda s: s["state"] in TERMINAL, 300)
+    final = wait_for_search(service, search_id, lambda s: s["state"] in TERMINAL)
     assert final["state"] == "succeeded", final
 
     trials = _all_trials(service, search_id)
@@ -163,16 +162,12 @@ def test_search_runs_to_the_end_and_its_best_model_runs(service: httpx.Client, t
 
 def test_cancel_stops_a_running_search_and_keeps_every_record(service: httpx.Client) -> None:
     search_id = service.post("/api/v1/searches", json=LONG_SEARCH).json()["id"]
-    search_url = f"/api/v1/searches/{search_id}"
-    poll_resource(
-        service,
-        search_url,
-        lambda s: any(t["fidelity"] is not None for t in _all_trials(service, s["id"])),
-        300,
+    wait_for_search(
+        service, search_id, lambda s: any(t["fidelity"] is not None for t in _all_trials(service, s["id"]))
     )
     response = service.post(f"/api/v1/searches/{search_id}/cancel")
     assert response.status_code == 202
-    final = poll_resource(service, search_url, lambda s: s["state"] in TERMINAL, 120)
+    final = wait_for_search(service, search_id, lambda s: s["state"] in TERMINAL, 120)
     assert final["state"] == "canceled"
     trials = _all_trials(service, search_id)
     assert trials, "the trials run before the cancel must be kept"

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from service_process import running_service
-from test_end_to_end import LONG_SEARCH, TERMINAL, _all_trials, _wait
+from service_process import running_service, wait_for_search
+from test_end_to_end import LONG_SEARCH, TERMINAL, _all_trials
 
 pytestmark = pytest.mark.slow
 
@@ -24,17 +24,19 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
 def test_pause_resume_and_stop_let_running_trials_finish(service: httpx.Client) -> None:
     spec = LONG_SEARCH | {"name": "e2e-lifecycle", "fidelity": {"finetune_epochs": 2}}
     search_id = service.post("/api/v1/searches", json=spec).json()["id"]
-    _wait(service, search_id, lambda s: s["trial_counts"]["running"] + s["trial_counts"]["succeeded"] > 0)
+    wait_for_search(
+        service, search_id, lambda s: s["trial_counts"]["running"] + s["trial_counts"]["succeeded"] > 0
+    )
     assert service.post(f"/api/v1/searches/{search_id}/pause").status_code == 202
-    paused = _wait(service, search_id, lambda s: s["state"] in TERMINAL | {"paused"})
+    paused = wait_for_search(service, search_id, lambda s: s["state"] in TERMINAL | {"paused"})
     assert (paused["state"], paused["state_reason"]) == ("paused", "paused by user")
     before = _all_trials(service, search_id)
     assert before and all(t["state"] == "succeeded" for t in before), "running trials finish, none is cut"
 
     assert service.post(f"/api/v1/searches/{search_id}/resume").json()["state"] == "queued"
-    _wait(service, search_id, lambda s: s["progress"]["trials_done"] > len(before))
+    wait_for_search(service, search_id, lambda s: s["progress"]["trials_done"] > len(before))
     assert service.post(f"/api/v1/searches/{search_id}/stop").status_code == 202
-    final = _wait(service, search_id, lambda s: s["state"] in TERMINAL)
+    final = wait_for_search(service, search_id, lambda s: s["state"] in TERMINAL)
     assert (final["state"], final["state_reason"]) == ("succeeded", "stopped by user")
     after = _all_trials(service, search_id)
     assert [t["number"] for t in after] == list(range(len(after))), "numbers continue after the resume"
@@ -46,10 +48,10 @@ def test_budget_changed_while_running_takes_effect(service: httpx.Client) -> Non
     # trials of a few seconds, so that the change lands while trial 1 runs (one at a time before it)
     spec = LONG_SEARCH | {"name": "e2e-budget", "fidelity": {"finetune_epochs": 4}}
     search_id = service.post("/api/v1/searches", json=spec).json()["id"]
-    _wait(service, search_id, lambda s: s["progress"]["trials_done"] >= 1)
+    wait_for_search(service, search_id, lambda s: s["progress"]["trials_done"] >= 1)
     changed = service.patch(f"/api/v1/searches/{search_id}/budget", json={"max_trials": 3, "max_parallel": 2})
     assert changed.status_code == 200, changed.text
-    final = _wait(service, search_id, lambda s: s["state"] in TERMINAL)
+    final = wait_for_search(service, search_id, lambda s: s["state"] in TERMINAL)
     assert final["state"] == "succeeded", final["state_reason"]
     trials = _all_trials(service, search_id)
     assert [t["number"] for t in trials] == [0, 1, 2]
