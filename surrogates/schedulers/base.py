@@ -157,6 +157,10 @@ class FidelityScheduler(ABC):
         """The trial will not run again (it finished, failed or was stopped)."""
         self.ended.add(trial)
 
+    def running(self) -> list[int]:
+        """The trials that have not ended (schedulers that pause trials leave the paused ones out)."""
+        return [t for t in self.trials if t not in self.ended]
+
     # --- decisions ---------------------------------------------------------------------------
 
     def report(self, trial: int, fidelity: int, metrics: Mapping[str, Any]) -> Decision:

@@ -66,7 +66,6 @@ class FreezeThawScheduler(FidelityScheduler):
         self._predictor = predictor
         self._since_resume: dict[int, int] = {}
         self._decisions = 0
-        self._paused: set[int] = set()
         self._gp = GPProposer(problem, settings.candidates, seed, self.name)
 
     @property
@@ -87,7 +86,6 @@ class FreezeThawScheduler(FidelityScheduler):
         self._since_resume[trial] = self._since_resume.get(trial, 0) + 1
         if self._since_resume[trial] < self.settings.step:
             return Decision(Action.CONTINUE, trial, fidelity, f"within its step of {self.settings.step}")
-        self._paused.add(trial)
         return Decision(
             Action.PAUSE,
             trial,
@@ -119,13 +117,13 @@ class FreezeThawScheduler(FidelityScheduler):
                 Action.START, None, None, f"start a new config: {reason}", None, predicted, acquisition
             )
         self._since_resume[candidate] = 0
-        self._paused.discard(candidate)
         fidelity = self.trials[candidate].fidelity
         return Decision(Action.RESUME, candidate, fidelity, f"resume: {reason}", None, predicted, acquisition)
 
     def running(self) -> list[int]:
-        """The trials training now: neither ended nor paused."""
-        return [t for t in self.trials if t not in self.ended and t not in self._paused]
+        """The trials training now: not ended, and not paused (a trial pauses once it has run its
+        ``step`` since it last started or resumed)."""
+        return [t for t in super().running() if self._since_resume[t] < self.settings.step]
 
     def propose(self, rng: np.random.Generator) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """Of ``candidates`` random configs, the GP's ``SHORTLIST`` best by log-EI (all of them until

@@ -21,5 +21,4 @@ class MobsterScheduler(AshaScheduler):
         self._proposer = GPProposer(self.problem, self.settings.candidates, self.seed, self.name)
 
     def propose(self, rng: np.random.Generator) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        running = [t for t in self.trials if t not in self.ended]
-        return self._proposer.propose(self.trials, running, rng)
+        return self._proposer.propose(self.trials, self.running(), rng)
