@@ -29,7 +29,7 @@ from surrogates.schedulers.base import SchedulerSettings, SchedulingProblem
 from surrogates.schedulers.registry import make_scheduler
 from surrogates.strategy import SearchProblem
 from workers.control import SearchControl
-from workers.fidelity_scheduler import OnDecision, StoredCurve, TuneFidelityScheduler
+from workers.fidelity_scheduler import BUDGET_SPENT, OnDecision, StoredCurve, TuneFidelityScheduler
 from workers.listener import SearchListener
 from workers.ray_runtime import joins_a_cluster
 from workers.searcher import StrategySearcher
@@ -282,5 +282,8 @@ def _evaluate(
         return SearchOutcome(SearchState.FAILED, failed)
     if control.winding_down():
         return SearchOutcome(SearchState.SUCCEEDED, "wound down: running trials finished")
-    reason = stop_reason()
-    return SearchOutcome(SearchState.SUCCEEDED, reason or "trial budget spent")
+    if (reason := stop_reason()) is not None:
+        return SearchOutcome(SearchState.SUCCEEDED, reason)
+    if fidelity_scheduler is not None and fidelity_scheduler.budget_spent():
+        return SearchOutcome(SearchState.SUCCEEDED, f"{BUDGET_SPENT} ({fidelity_scheduler.steps} reports)")
+    return SearchOutcome(SearchState.SUCCEEDED, "trial budget spent")

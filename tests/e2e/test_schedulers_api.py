@@ -101,6 +101,7 @@ def test_scheduler_runs_a_search_and_explains_its_decisions(
         ]
         assert paused_then_resumed, "freeze-thaw pauses trials and resumes them later"
         assert any("step budget" in d["reason"] for d in decisions if d["action"] == "stop")
+        assert ended["state_reason"].startswith("the scheduler's step budget (max_steps) is spent"), ended
         resumes = [d for d in decisions if d["action"] == "resume"]
         assert all(d["predicted"]["std"] > 0 and 0 <= d["acquisition"] <= 1 for d in resumes)
     else:
