@@ -305,7 +305,11 @@ def download(
     try:
         number = trial if trial is not None else client.search(search_id)["best_trial"]
         if number is None:
-            typer.secho("error: the search has no finished trial yet", err=True, fg="red")
+            typer.secho(
+                "error: the search has no best trial (none finished within its constraints)",
+                err=True,
+                fg="red",
+            )
             raise typer.Exit(1)
         path, _ = client.download(search_id, number, out, model_format.value)
         typer.echo(str(path))

@@ -81,6 +81,9 @@ def run_demo(spec: dict[str, Any], data_dir: Path | None) -> None:
                 raise typer.Exit(1)
             print_pareto(client, search["id"])
             best = final["best_trial"]
+            if best is None:  # every trial was infeasible, failed or pruned: no model to run
+                typer.secho(f"\nno sub-network to download: {final['state_reason']}", fg="red", err=True)
+                raise typer.Exit(1)
             path, manifest = client.download(search["id"], best, root / "download")
             typer.echo(f"\nDownloaded the best sub-network (trial {best}) to {path} (sha256 verified)")
             run_best_model(path, manifest)

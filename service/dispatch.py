@@ -281,5 +281,18 @@ class Dispatcher:
         elif outcome.state is SearchState.SUCCEEDED and action == "stop":
             outcome = SearchOutcome(SearchState.SUCCEEDED, "stopped by user")
         self._storage.cancel_unfinished_trials(search_id, outcome.reason or outcome.state.value)
+        if outcome.state is SearchState.SUCCEEDED:
+            outcome = SearchOutcome(
+                outcome.state, with_feasibility(outcome.reason, self._storage.trial_counts(search_id))
+            )
         self._storage.set_search_state(search_id, outcome.state, outcome.reason)
         log.info("search %s ended %s: %s", search_id, outcome.state.value, outcome.reason)
+
+
+def with_feasibility(reason: str | None, counts: dict[str, int]) -> str | None:
+    """``reason``, plus a warning when trials were measured but none met the constraints."""
+    feasible = counts.get(TrialState.SUCCEEDED.value, 0) + counts.get(TrialState.PRUNED.value, 0)
+    if feasible or not counts.get(TrialState.INFEASIBLE.value, 0):
+        return reason
+    warning = f"no trial met the constraints ({counts[TrialState.INFEASIBLE.value]} infeasible)"
+    return f"{reason}; {warning}" if reason else warning

@@ -12,6 +12,9 @@ finished trial (Tune's ``reuse_actors``).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,3 +131,31 @@ def test_a_trial_gives_the_same_result_on_a_new_or_a_reused_actor(
     for number in range(3):
         assert parallel_trials[number]["config"] == serial_trials[number]["config"]
         assert parallel_trials[number]["metrics"]["accuracy"] == serial_trials[number]["metrics"]["accuracy"]
+
+
+def test_a_search_whose_constraints_no_trial_meets_says_so(
+    client: httpx.Client, search: dict[str, Any]
+) -> None:
+    """Every trial infeasible: the search still succeeds (it ran its budget), but its reason names the
+    empty front, it has no best trial, and the CLI's download says why instead of failing on a URL."""
+    spec = search | {
+        "name": "unreachable-constraint",
+        "strategy": "random",
+        "constraints": [{"metric": "params", "op": "<=", "value": 1}],
+        "budget": {"max_trials": 2, "max_parallel": 2, "max_duration_s": 600},
+    }
+    ended, trials = _finished(client, spec)
+    assert {t["state"] for t in trials.values()} == {"infeasible"}
+    assert ended["state_reason"] == "trial budget spent; no trial met the constraints (2 infeasible)"
+    assert ended["best_trial"] is None
+    assert client.get(f"/api/v1/searches/{ended['id']}/pareto").json()["trials"] == []
+
+    download = subprocess.run(
+        [sys.executable, "-m", "service.cli", "download", ended["id"], "--url", str(client.base_url)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ | {"SUPERNAS_TOKEN": ""},
+    )
+    assert download.returncode == 1
+    assert "no best trial (none finished within its constraints)" in download.stderr
