@@ -6,9 +6,10 @@ Run from the repository root::
     python -m benchmarks.quantization_backends          # -> benchmarks/results/quantization_backends.json
     python -m benchmarks.quantization_backends --quick    # smoke test
 
-The same sub-networks are timed four ways, at batch 1 and 32 on one thread (median of timed runs after
-warm-up): float in PyTorch (eager), INT8 in PyTorch (FX graph mode, ``get_default_qconfig_mapping("x86")``,
-static, calibrated), float in ONNX Runtime, and INT8 in ONNX Runtime (``workers.onnx_quant``, the
+The same sub-networks are timed four ways, at batch 1 and 32 on one thread (the fastest of timed
+runs after warm-up, ``workers.latency``; results stored before that change took the median): float
+in PyTorch (eager), INT8 in PyTorch (FX graph mode, ``get_default_qconfig_mapping("x86")``, static,
+calibrated), float in ONNX Runtime, and INT8 in ONNX Runtime (``workers.onnx_quant``, the
 converter searches use, every unit ``int8`` weights and activations). The networks are the largest
 sub-networks of an elastic CNN (28x28 images, three widths) and of an elastic Transformer (mnist1d
 sequences), randomly initialised: latency does not depend on the weights' values. The report prints

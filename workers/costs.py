@@ -23,7 +23,8 @@ Every number is measured or counted on the actual module, never estimated from t
     storage counted once; for a float32 model that is 4 bytes per parameter plus the buffers.
     It is the size of the weights as held in memory, not of a file (no container overhead).
 ``latency_ms`` / ``latency_ms_b32``
-    Median wall-clock milliseconds of one forward pass at batch 1 / batch 32 (eval mode,
+    Wall-clock milliseconds of the fastest of ``REPEATS`` forward passes at batch 1 (a quarter as
+    many at batch 32; eval mode,
     ``inference_mode``, zeros input), see ``workers.latency.measure_latency_ms``, with
     ``torch.set_num_threads(latency_threads)`` in force; the previous thread count is restored.
 ``peak_memory_mb``
@@ -53,7 +54,7 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from surrogates.torch_threads import torch_threads
-from workers.latency import measure_latency_ms
+from workers.latency import REPEATS, WARMUP, large_batch_repeats, measure_latency_ms
 
 BYTES_PER_MB = 1 << 20
 LARGE_BATCH = 32
@@ -174,8 +175,8 @@ def measure_costs(
     input_shape: tuple[int, ...],
     *,
     threads: int = 1,
-    repeats: int = 30,
-    warmup: int = 5,
+    repeats: int = REPEATS,
+    warmup: int = WARMUP,
 ) -> CostMetrics:
     """Params, MACs, weight bytes, batch-1/32 latency and peak forward memory of ``module`` on this CPU.
 
@@ -188,8 +189,9 @@ def measure_costs(
         macs = count_macs(module, input_shape)
         with torch_threads(threads):
             latency = measure_latency_ms(module, input_shape, warmup=warmup, repeats=repeats)
+            large = large_batch_repeats(repeats)
             latency_b32 = measure_latency_ms(
-                module, input_shape, warmup=warmup, repeats=repeats, batch_size=LARGE_BATCH
+                module, input_shape, warmup=warmup, repeats=large, batch_size=LARGE_BATCH
             )
             peak = peak_memory_bytes(module, input_shape)
     finally:

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-import statistics
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,6 +41,7 @@ from onnx import helper, numpy_helper
 from search_spaces.quantization import Policy, is_all_float
 from supernas.errors import SupernasError
 from workers.fake_quant import WEIGHT_QMAX, weight_qmax
+from workers.latency import REPEATS, WARMUP, fastest_ms, large_batch_repeats
 
 WEIGHT_OPS = ("Conv", "Gemm", "MatMul")
 INT4_OPSET = 21
@@ -343,29 +342,23 @@ def onnx_latency_ms(
     path: Path,
     input_shape: tuple[int, ...],
     batch_size: int = 1,
-    warmup: int = 5,
-    repeats: int = 30,
+    warmup: int = WARMUP,
+    repeats: int = REPEATS,
     threads: int = 1,
 ) -> float:
-    """Median milliseconds of one ONNX Runtime run on a zeros input (``threads`` intra-op threads)."""
+    """Milliseconds of the fastest of ``repeats`` ONNX Runtime runs on a zeros input (``threads``
+    intra-op threads), as ``workers.latency`` times PyTorch."""
     runner = session(path, threads)
     feed = {runner.get_inputs()[0].name: np.zeros((batch_size, *input_shape), np.float32)}
-    for _ in range(warmup):
-        runner.run(None, feed)
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        runner.run(None, feed)
-        timings.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(timings)
+    return fastest_ms(lambda: runner.run(None, feed), warmup, repeats)
 
 
-def runtime_costs(path: Path, input_shape: tuple[int, ...], repeats: int = 30) -> RuntimeCosts:
+def runtime_costs(path: Path, input_shape: tuple[int, ...], repeats: int = REPEATS) -> RuntimeCosts:
     """Batch-1 and batch-32 latency (one thread) and the weight bytes of an ONNX model."""
     return RuntimeCosts(
         latency_ms=onnx_latency_ms(path, input_shape, repeats=repeats),
         latency_ms_b32=onnx_latency_ms(
-            path, input_shape, batch_size=LARGE_BATCH, repeats=max(repeats // 3, 5)
+            path, input_shape, batch_size=LARGE_BATCH, repeats=large_batch_repeats(repeats)
         ),
         model_bytes=weight_bytes(onnx.load(str(path))),
     )
