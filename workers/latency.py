@@ -2,12 +2,13 @@
 
 The fastest run, not the median: a trial measures its latency on a shared worker while other trials
 train, and contention only ever adds time. Split into rounds with pauses, so that no one burst of
-load covers every run. On a 2-core machine like CI's, repeated measurements of the smallest and
-largest digits sub-networks varied with a coefficient of variation of 0.05-0.58 as the median of
-30 runs, and of 0.00-0.05 as the fastest of 200 in 4 rounds (once 0.21), alone or beside two
-training processes (``python -m benchmarks.latency_noise``, three runs). In two runs of
-``examples/digits-linas-latency.yaml``, the 9 configs both ran measured within 2% of each other;
-with the median they had differed by up to 1.9x, enough to flip a latency constraint.
+load covers every run. On a 2-core machine like CI's, 30 measurements of the smallest and of the
+largest digits sub-network, alone and beside two training processes, varied with a coefficient of
+variation of 0.05-0.35 as the median of 30 runs and 0.00-0.05 as the fastest of 200 in 4 rounds
+(``python -m benchmarks.latency_noise --measurements 30``; an earlier run of 20: 0.25-0.58 and
+0.01-0.21). In two runs of ``examples/digits-linas-latency.yaml``, the 9 configs both ran were
+measured within 2% of each other; with the median they had differed by up to 1.9x, enough to
+flip a latency constraint.
 
 The thread count is whatever ``torch.get_num_threads()`` is when called; callers that want a
 fixed count (the trial trainable, ``workers.costs.measure_costs``) set it around the call.
