@@ -23,7 +23,7 @@ Every number is measured or counted on the actual module, never estimated from t
     storage counted once; for a float32 model that is 4 bytes per parameter plus the buffers.
     It is the size of the weights as held in memory, not of a file (no container overhead).
 ``latency_ms`` / ``latency_ms_b32``
-    Wall-clock milliseconds of the fastest of ``REPEATS`` forward passes at batch 1 (a quarter as
+    Wall-clock milliseconds of the fastest of ``REPEATS`` forward passes at batch 1 (a tenth as
     many at batch 32; eval mode,
     ``inference_mode``, zeros input), see ``workers.latency.measure_latency_ms``, with
     ``torch.set_num_threads(latency_threads)`` in force; the previous thread count is restored.
