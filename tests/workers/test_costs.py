@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from workers.costs import CostMetrics, count_macs, measure_costs, model_bytes, peak_memory_bytes
-from workers.latency import fastest_ms, measure_latency_ms
+from workers.latency import PAUSE_S, ROUNDS, fastest_ms, measure_latency_ms
 
 FAST = {"repeats": 3, "warmup": 1}
 
@@ -176,3 +176,13 @@ def test_latency_is_the_fastest_run_so_that_contention_does_not_inflate_it() -> 
         fastest_ms(run, repeats=0)
     with pytest.raises(ValueError):
         fastest_ms(run, warmup=-1)
+
+
+def test_the_timed_runs_are_split_into_rounds_with_pauses() -> None:
+    """A burst of load on the core cannot cover every run: ROUNDS rounds, PAUSE_S apart."""
+    starts: list[float] = []
+    fastest_ms(lambda: starts.append(time.perf_counter()), warmup=0, repeats=200)
+    assert len(starts) == 200
+    per_round = 200 // ROUNDS
+    for first in range(per_round, 200, per_round):  # the first run of each later round
+        assert starts[first] - starts[first - 1] >= PAUSE_S
