@@ -30,10 +30,9 @@ from torch import nn
 
 from search_spaces.elastic_cnn import ElasticCNN
 from search_spaces.elastic_cnn_space import ElasticCNNSpace
-from workers.latency import fastest_ms
+from workers.latency import fastest_ms, timings_ms
 
 RESULTS = Path(__file__).parent / "results" / "latency_noise.json"
-WARMUP = 5
 
 
 def _networks() -> dict[str, nn.Module]:
@@ -47,19 +46,8 @@ def _networks() -> dict[str, nn.Module]:
     }
 
 
-def _timings_ms(run: Callable[[], object], repeats: int) -> list[float]:
-    for _ in range(WARMUP):
-        run()
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        out.append((time.perf_counter() - start) * 1000.0)
-    return out
-
-
 ESTIMATORS: dict[str, Callable[[Callable[[], object]], float]] = {
-    "median of 30 (before)": lambda run: statistics.median(_timings_ms(run, 30)),
+    "median of 30 (before)": lambda run: statistics.median(timings_ms(run, repeats=30, rounds=1)),
     "fastest of 200 (now)": lambda run: fastest_ms(run),  # in 4 rounds, as trials measure it
 }
 

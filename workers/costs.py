@@ -54,10 +54,9 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from surrogates.torch_threads import torch_threads
-from workers.latency import REPEATS, WARMUP, large_batch_repeats, measure_latency_ms
+from workers.latency import LARGE_BATCH, REPEATS, WARMUP, large_batch_repeats, measure_latency_ms
 
 BYTES_PER_MB = 1 << 20
-LARGE_BATCH = 32
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+LARGE_BATCH = 32  # the batch size of ``latency_ms_b32``
 REPEATS = 200  # timed runs at batch 1 (a small network runs in well under a millisecond)
 WARMUP = 5
 ROUNDS = 4  # the timed runs are split into this many rounds ...
@@ -37,24 +38,31 @@ def large_batch_repeats(repeats: int) -> int:
     return max(repeats // 10, 5)
 
 
-def fastest_ms(
+def timings_ms(
     run: Callable[[], object], warmup: int = WARMUP, repeats: int = REPEATS, rounds: int = ROUNDS
-) -> float:
-    """Milliseconds of the fastest of ``repeats`` calls of ``run``, after ``warmup`` untimed ones. The
+) -> list[float]:
+    """Milliseconds of each of ``repeats`` calls of ``run``, after ``warmup`` untimed ones. The
     calls are split into ``rounds`` with a pause of ``PAUSE_S`` between them, so that a burst of
     load on the core (another trial's epoch, the driver fitting its model) cannot cover them all."""
     if repeats < 1 or warmup < 0 or rounds < 1:
         raise ValueError("repeats and rounds must be >= 1 and warmup >= 0")
     for _ in range(warmup):
         run()
-    fastest = float("inf")
+    out: list[float] = []
     for index in range(repeats):
         if index and index % math.ceil(repeats / rounds) == 0:
             time.sleep(PAUSE_S)
         start = time.perf_counter()
         run()
-        fastest = min(fastest, time.perf_counter() - start)
-    return fastest * 1000.0
+        out.append((time.perf_counter() - start) * 1000.0)
+    return out
+
+
+def fastest_ms(
+    run: Callable[[], object], warmup: int = WARMUP, repeats: int = REPEATS, rounds: int = ROUNDS
+) -> float:
+    """Milliseconds of the fastest call of ``run`` (see ``timings_ms``)."""
+    return min(timings_ms(run, warmup, repeats, rounds))
 
 
 def measure_latency_ms(

@@ -41,12 +41,11 @@ from onnx import helper, numpy_helper
 from search_spaces.quantization import Policy, is_all_float
 from supernas.errors import SupernasError
 from workers.fake_quant import WEIGHT_QMAX, weight_qmax
-from workers.latency import REPEATS, WARMUP, fastest_ms, large_batch_repeats
+from workers.latency import LARGE_BATCH, REPEATS, WARMUP, fastest_ms, large_batch_repeats
 
 WEIGHT_OPS = ("Conv", "Gemm", "MatMul")
 INT4_OPSET = 21
 CALIBRATION_BATCH = 64
-LARGE_BATCH = 32
 
 
 class QuantizationError(SupernasError):
