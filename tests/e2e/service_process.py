@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +24,7 @@ __all__ = [
     "free_port",
     "on_supernet",
     "poll",
+    "run_cli",
     "running_service",
     "train_supernet",
     "tune_results",
@@ -54,6 +57,17 @@ def running_service(
     env |= extra_env or {}
     with launch_service(data_dir, env, startup_timeout_s=startup_timeout_s) as handle:
         yield handle
+
+
+def run_cli(*args: str, url: str, token: str = "") -> subprocess.CompletedProcess[str]:
+    """``supernas ARGS --url URL`` in a subprocess, with ``token`` as ``SUPERNAS_TOKEN``."""
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args, "--url", url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ | {"SUPERNAS_TOKEN": token},
+    )
 
 
 def poll(predicate: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.2) -> T:

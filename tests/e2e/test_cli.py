@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import onnxruntime as ort
 import pytest
 import torch
 import yaml
-from service_process import ServiceHandle, running_service
+from service_process import ServiceHandle, run_cli, running_service
 
 pytestmark = pytest.mark.slow
 
@@ -34,14 +32,7 @@ _TOKEN = {"value": ""}  # the service's printed admin token, sent as SUPERNAS_TO
 
 
 def cli(*args: str, url: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"SUPERNAS_TOKEN": _TOKEN["value"] if token is None else token}
-    return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args, "--url", url],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    return run_cli(*args, url=url, token=_TOKEN["value"] if token is None else token)
 
 
 def test_submit_wait_status_trials_and_download(service: ServiceHandle, tmp_path: Path) -> None:

@@ -12,16 +12,20 @@ finished trial (Tune's ``reuse_actors``).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from service_process import on_supernet, running_service, train_supernet, tune_results, wait_until_ended
+from service_process import (
+    on_supernet,
+    run_cli,
+    running_service,
+    train_supernet,
+    tune_results,
+    wait_until_ended,
+)
 
 from surrogates.registry import STRATEGIES
 
@@ -150,12 +154,6 @@ def test_a_search_whose_constraints_no_trial_meets_says_so(
     assert ended["best_trial"] is None
     assert client.get(f"/api/v1/searches/{ended['id']}/pareto").json()["trials"] == []
 
-    download = subprocess.run(
-        [sys.executable, "-m", "service.cli", "download", ended["id"], "--url", str(client.base_url)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=os.environ | {"SUPERNAS_TOKEN": ""},
-    )
+    download = run_cli("download", ended["id"], url=str(client.base_url))
     assert download.returncode == 1
     assert "no best trial (none finished within its constraints)" in download.stderr
