@@ -2,7 +2,8 @@
 of the service process.
 
 The service is the only writer to the database: drivers report through ``StorageListener``.
-A search or supernet interrupted by a shutdown is requeued and resumes from what storage holds.
+A search or supernet interrupted by a shutdown is requeued and resumes from what storage holds; a
+search's trials that were running or paused go on from their last checkpoints.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from supernas.records import Observation, SearchRecord, SupernetRecord
 from supernas.states import SearchState, SupernetState, TrialState
 from workers.driver import SearchJob, SearchOutcome, run_search, supernet_dir
 from workers.supernet_job import run_supernet_training
+from workers.trial_checkpoints import resumable_trials
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +231,12 @@ class Dispatcher:
 
     def _job(self, record: SearchRecord) -> SearchJob:
         trials = self._storage.all_trials(record.id, with_reports=True)
+        set_aside = [t for t in trials if t.state is TrialState.PAUSED]
+        resumed, missing = resumable_trials(self._artifacts_root, record.id, record.attempt, set_aside)
+        for number, reason in missing.items():
+            self._storage.finish_trial(record.id, number, TrialState.LOST, reason)
+        if missing:
+            trials = self._storage.all_trials(record.id, with_reports=True)
         finished = [t for t in trials if t.state.is_terminal]
         history = [Observation(t.number, t.config, t.state, t.metrics, t.fidelity) for t in finished]
         curves = [(t.number, t.config, [(r.fidelity, r.metrics) for r in t.reports]) for t in finished]
@@ -247,6 +255,7 @@ class Dispatcher:
             elapsed_s=(datetime.now(UTC) - started).total_seconds(),
             supernet_id=record.supernet_id,
             curves=curves,
+            resumed=resumed,
         )
 
     def _run_search(self, record: SearchRecord, check: _LiveControl) -> None:
@@ -267,8 +276,8 @@ class Dispatcher:
     def _finish(self, search_id: str, outcome: SearchOutcome, user_canceled: bool) -> None:
         action = self._storage.get_search(search_id).requested_action
         if self._shutdown.is_set() and not user_canceled:
-            self._storage.cancel_unfinished_trials(search_id, "interrupted by service shutdown")
             if action is None:
+                self._storage.set_aside_unfinished_trials(search_id, "interrupted by service shutdown")
                 self._storage.set_search_state(
                     search_id, SearchState.QUEUED, "interrupted by service shutdown"
                 )
@@ -280,7 +289,10 @@ class Dispatcher:
             outcome = SearchOutcome(SearchState.PAUSED, "paused by user")
         elif outcome.state is SearchState.SUCCEEDED and action == "stop":
             outcome = SearchOutcome(SearchState.SUCCEEDED, "stopped by user")
-        self._storage.cancel_unfinished_trials(search_id, outcome.reason or outcome.state.value)
+        if outcome.state is SearchState.PAUSED:
+            self._storage.set_aside_unfinished_trials(search_id, "paused with the search")
+        else:
+            self._storage.cancel_unfinished_trials(search_id, outcome.reason or outcome.state.value)
         if outcome.state is SearchState.SUCCEEDED:
             outcome = SearchOutcome(
                 outcome.state, with_feasibility(outcome.reason, self._storage.trial_counts(search_id))

@@ -35,6 +35,7 @@ from workers.ray_runtime import joins_a_cluster
 from workers.searcher import StrategySearcher
 from workers.supernet_job import SupernetOutcome, SupernetRun
 from workers.trial import evaluate_subnet
+from workers.trial_checkpoints import ResumedTrial, run_name, runs_root
 from workers.tune_callbacks import ListenerCallback, RunStopper
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class SearchJob:
     elapsed_s: float = 0.0
     supernet_id: str | None = None
     curves: list[StoredCurve] = field(default_factory=list)  # reports of the finished trials
+    resumed: list[ResumedTrial] = field(default_factory=list)  # set aside when an earlier run stopped
 
     @property
     def supernet_dir(self) -> Path:
@@ -73,7 +75,7 @@ class SearchOutcome:
     reason: str | None
 
 
-def _scheduler(spec: SearchSpec, on_decision: OnDecision) -> TrialScheduler:
+def _scheduler(spec: SearchSpec, on_decision: OnDecision, winding_down: Callable[[], bool]) -> TrialScheduler:
     """Tune's FIFO scheduler, or a supernas scheduler (``surrogates.schedulers``) behind Tune's interface."""
     steps = spec.max_fidelity + 1  # reports of a full trial: one per fidelity step (see Fidelity)
     if spec.scheduler.type == "fifo" or steps == 1:
@@ -94,7 +96,8 @@ def _scheduler(spec: SearchSpec, on_decision: OnDecision) -> TrialScheduler:
         candidates=options.candidates,
     )
     scheduler = make_scheduler(options.type, problem, settings, spec.seed)
-    return TuneFidelityScheduler(scheduler, on_decision, options.step_budget(spec.budget.max_trials, steps))
+    max_steps = options.step_budget(spec.budget.max_trials, steps)
+    return TuneFidelityScheduler(scheduler, on_decision, max_steps, winding_down)
 
 
 def _training_ended(outcome: SupernetOutcome, listener: SearchListener) -> SearchOutcome | None:
@@ -221,10 +224,10 @@ def _evaluate(
     problem = SearchProblem(
         spec.param_space(), tuple(spec.objectives), tuple(spec.constraints), spec.budget.max_trials
     )
-    scheduler = _scheduler(spec, listener.trial_decided)
+    scheduler = _scheduler(spec, listener.trial_decided, control.winding_down)
     fidelity_scheduler = scheduler if isinstance(scheduler, TuneFidelityScheduler) else None
     if fidelity_scheduler is not None:
-        fidelity_scheduler.replay(job.curves)
+        fidelity_scheduler.replay(job.curves, job.resumed)
     searcher = StrategySearcher(
         make_strategy(spec.strategy, problem, spec.seed),
         history=job.history,
@@ -233,13 +236,19 @@ def _evaluate(
         metric=metric,
         mode=mode,
         on_suggest=listener.trial_created,
+        on_resume=listener.trial_decided,
         control=control,
         spent_before=job.spent_before,
+        resumed=job.resumed,
         proposer=fidelity_scheduler.scheduler if fidelity_scheduler is not None else None,
         paused_trial_ids=fidelity_scheduler.paused_trial_ids if fidelity_scheduler is not None else None,
         scheduler_done=fidelity_scheduler.budget_spent if fidelity_scheduler is not None else None,
         seed=spec.seed,
     )
+
+    def wound_down() -> bool:  # a pause or stop left only paused trials: they stay paused
+        return fidelity_scheduler is not None and fidelity_scheduler.wound_down
+
     job_params = {
         "spec": job.spec,
         "search_id": job.search_id,
@@ -266,9 +275,9 @@ def _evaluate(
             reuse_actors=not joins_a_cluster(),
         ),
         run_config=tune.RunConfig(
-            name=f"{job.search_id}-attempt{job.attempt}",
-            storage_path=str(Path(job.artifacts_root) / "ray_results"),
-            stop=RunStopper(lambda: stop_reason() is not None),
+            name=run_name(job.search_id, job.attempt),
+            storage_path=str(runs_root(job.artifacts_root)),
+            stop=RunStopper(lambda: stop_reason() is not None or wound_down()),
             callbacks=[ListenerCallback(listener, spec.max_fidelity, stop_reason)],
             failure_config=tune.FailureConfig(max_failures=spec.budget.max_retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),  # a retry needs only the last

@@ -8,12 +8,13 @@ The searcher also enforces the search's live budget (``SearchControl.budget()``,
 change while it runs): no trial beyond ``max_trials``, no more than ``max_parallel`` at once (trials
 a scheduler paused do not count: they hold no worker), and none at all once a pause or stop was
 requested, or once the scheduler's step budget is spent. A model-based scheduler (``proposer``) may
-pick the new config instead of the strategy.
+pick the new config instead of the strategy. Trials set aside when an earlier run of the search
+stopped (``resumed``) are handed out first, under their own numbers, to go on from their checkpoints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,13 +26,15 @@ from surrogates.schedulers.base import FidelityScheduler
 from surrogates.strategy import Strategy, Suggestion
 from workers.control import SearchControl
 from workers.live_hooks import DropsLiveHooksWhenPickled
+from workers.trial_checkpoints import ResumedTrial
 from workers.trial_outcome import observed_metrics, observed_state
 
 OnSuggest = Callable[[int, dict[str, Any], dict[str, Any]], None]
+OnResume = Callable[[int, dict[str, Any]], None]  # a trial's number and the resume decision's record
 
 
 class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
-    _live_attributes = ("_on_suggest", "_control")
+    _live_attributes = ("_on_suggest", "_on_resume", "_control")
 
     def __init__(
         self,
@@ -44,6 +47,8 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
         on_suggest: OnSuggest,
         control: SearchControl,
         spent_before: int = 0,
+        resumed: Sequence[ResumedTrial] = (),
+        on_resume: OnResume | None = None,
         proposer: FidelityScheduler | None = None,
         paused_trial_ids: Callable[[], set[str]] | None = None,
         scheduler_done: Callable[[], bool] | None = None,
@@ -57,6 +62,8 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
         self._on_suggest = on_suggest
         self._control = control
         self._spent_before = spent_before  # trials of earlier runs that used budget
+        self._resumed = list(resumed)  # handed out before any new trial
+        self._on_resume = on_resume or (lambda number, decision: None)
         self._created = 0
         self.failed = 0  # trials of this run that raised an error
         self._pending: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -77,12 +84,22 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
         if len(self._pending.keys() - self._paused_trial_ids()) >= budget.max_parallel:
             return None
         self._created += 1
+        if self._resumed:
+            return self._resume(trial_id, self._resumed.pop(0))
         number = self._next_number
         self._next_number += 1
         config, record = self._suggest(number)
         self._pending[trial_id] = (number, config)
         self._on_suggest(number, config, record)
         return {"number": number, "params": config}
+
+    def _resume(self, trial_id: str, trial: ResumedTrial) -> dict[str, Any]:
+        """A trial set aside when an earlier run stopped, under its own number, from its checkpoint."""
+        self._pending[trial_id] = (trial.number, trial.config)
+        reason = f"the search runs again: resumes from its checkpoint of fidelity step {trial.fidelity}"
+        self._on_resume(trial.number, {"action": "resume", "fidelity": trial.fidelity, "reason": reason})
+        resume = {"checkpoint": trial.checkpoint, "last_step": trial.last_step}
+        return {"number": trial.number, "params": trial.config, "resume": resume}
 
     def _suggest(self, number: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """The config of trial ``number`` and what was predicted for it: from the scheduler's model

@@ -14,7 +14,8 @@ model, whose accuracy and costs are the trial's last report.
 Every report but the trial's last carries a small checkpoint (the sub-network's weights and
 BatchNorm statistics, the optimizer state, the random states and the measured costs), persisted by
 Tune in the run's storage. A trial that Tune retries (it raised an error or its worker process was
-lost) restores the latest one and continues with the next epoch, exactly as it would have run.
+lost) restores the latest one and continues with the next epoch, exactly as it would have run; so
+does a trial set aside when its search stopped, in the search's next run (``workers.trial_checkpoints``).
 """
 
 from __future__ import annotations
@@ -38,11 +39,11 @@ from workers.supernet_training import SupernetPaths, load_supernet
 from workers.task_source import load_task_data
 from workers.tasks import TaskData
 from workers.training import accuracy, finetune_epoch, recalibrate_batchnorm, training_subset
+from workers.trial_checkpoints import CHECKPOINT_FILE, write_checkpoint_info
 from workers.trial_quantization import PolicyEvaluation
 
 VERIFY_EXAMPLES = 64
 WEIGHTS_POLL_S = 1.0
-CHECKPOINT_FILE = "trial_state.pt"
 CHECKPOINT_FORMAT = 1
 
 
@@ -62,12 +63,13 @@ def _violations(spec: SearchSpec, metrics: dict[str, Any]) -> str | None:
 
 
 def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
-    """Tune function trainable; ``config`` = {"number", "params"}, ``job`` = static search settings.
+    """Tune function trainable; ``config`` = {"number", "params"} and, for a trial resumed from an
+    earlier run of the search, {"resume": {"checkpoint", "last_step"}}; ``job`` = static search settings.
 
     Cost metrics (latency, parameters, MACs, bytes, memory) are final from the first report, so
     constraints on them stop an infeasible trial before any fine-tuning; a constraint on accuracy is
-    checked at the last rung. A retried trial restores Tune's latest checkpoint and reports only the
-    epochs after it.
+    checked at the last rung. A retried or resumed trial restores its latest checkpoint and reports
+    only the epochs after it.
     """
     torch.set_num_threads(1)
     retain_freed_memory()
@@ -88,14 +90,14 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
     model = _inherit(supernet, arch, steps.supernet_epoch(0))
     optimizer = _optimizer(model, settings)
     quantization = PolicyEvaluation.of(spec, params_config, arch, task)
-    resumed = _restore(tune.get_checkpoint(), model, optimizer, generator)
+    resumed = _restore(_latest_checkpoint(config), model, optimizer, generator)
     if resumed is None:
         recalibrate_batchnorm(model, task.x_train)
         costs = measure_costs(model, task.input_shape).as_dict()
         if quantization is not None:  # the costs of the model as it will run
             costs |= quantization.costs(model)
         first_step = 0
-    else:  # a retry: the weights, BatchNorm statistics and costs are those of the checkpointed step
+    else:  # a retry or a resume: the weights, BatchNorm statistics and costs of the checkpointed step
         costs, first_step = resumed.costs, resumed.epoch + 1
     inherited_epoch = steps.supernet_epoch(first_step - 1 if resumed else 0)
 
@@ -148,7 +150,17 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
             return
         with tempfile.TemporaryDirectory(prefix="supernas-trial-") as directory:
             _save(Path(directory), _TrialState(step, costs), model, optimizer, generator)
+            write_checkpoint_info(Path(directory), number, step)
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))  # copied to storage
+
+
+def _latest_checkpoint(config: dict[str, Any]) -> tune.Checkpoint | None:
+    """Tune's latest checkpoint of this trial in this run (a retry), else the one of an earlier run
+    of the search that the trial resumes from (``config["resume"]``), else None (a new trial)."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None and config.get("resume"):
+        checkpoint = tune.Checkpoint.from_directory(config["resume"]["checkpoint"])
+    return checkpoint
 
 
 def _inherit(supernet: SupernetPaths, arch: Any, epoch: int | None) -> torch.nn.Module:

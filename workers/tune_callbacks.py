@@ -84,9 +84,10 @@ class ListenerCallback(DropsLiveHooksWhenPickled, Callback):
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
     ) -> None:
+        resume = trial.config.get("resume") or {}  # a resumed trial's steps follow its earlier ones
         self._listener.trial_reported(
             int(trial.config["number"]),
-            step=int(result["training_iteration"]),
+            step=int(result["training_iteration"]) + int(resume.get("last_step", 0)),
             fidelity=float(result["fidelity"]),
             metrics=observed_metrics(result),
         )
@@ -117,8 +118,10 @@ class ListenerCallback(DropsLiveHooksWhenPickled, Callback):
 
 
 class RunStopper(DropsLiveHooksWhenPickled, Stopper):
-    """Stops the whole experiment (running trials included) once ``should_stop`` says so: a cancel,
-    the time budget, or too many failed trials."""
+    """Stops the whole experiment (running trials included) once ``should_stop`` says so: a cancel or
+    a shutdown, the time budget, too many failed trials, or a pause or stop of the search that left
+    only paused trials. Tune tells no callback of the trials it stops this way: the service sets
+    them aside or cancels them as the search's end requires."""
 
     _live_attributes = ("_should_stop",)
 

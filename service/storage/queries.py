@@ -17,7 +17,7 @@ from supernas.records import Page
 from supernas.states import TrialState
 
 T = TypeVar("T")
-# pending, running, or paused by the scheduler: a crash or an end of the search cancels/loses them all
+# pending, running, or paused (by the scheduler, or set aside while the search is not running)
 UNFINISHED_TRIALS = (TrialState.PENDING.value, TrialState.RUNNING.value, TrialState.PAUSED.value)
 NO_SYNC: dict[str, Any] = {"synchronize_session": False}
 

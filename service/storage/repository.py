@@ -18,10 +18,9 @@ from sqlalchemy.orm import Session
 from service.storage.datasets import DatasetStore
 from service.storage.engine import make_engine
 from service.storage.migrate import upgrade_schema
-from service.storage.models import LOCAL_OWNER, SearchRow, TrialRow, utcnow
+from service.storage.models import LOCAL_OWNER, SearchRow, utcnow
 from service.storage.queries import (
     NO_SYNC,
-    UNFINISHED_TRIALS,
     claim_oldest,
     newest_first_page,
     search_row,
@@ -30,12 +29,14 @@ from service.storage.supernets import SupernetStore, new_supernet_row
 from service.storage.tokens import TokenStore
 from service.storage.trial_views import TrialViewStore
 from service.storage.trials import TrialStore
+from service.storage.unfinished import end_unfinished_trials, set_aside_unfinished_trials
 from supernas.errors import ConflictError
 from supernas.records import Page, SearchRecord
 from supernas.states import SearchState, TrialState
 
 _ACTIVE_SEARCHES = (SearchState.RUNNING.value, SearchState.STOPPING.value)
 _CANCELABLE_AT_ONCE = (SearchState.QUEUED.value, SearchState.PAUSED.value)
+_LOST_IN_RESTART = "worker lost: service restarted"
 
 
 class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStore):
@@ -180,7 +181,8 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
                     reason="canceled by user",
                     state=SearchState.CANCELED.value,
                     finished_at=utcnow(),
-                ):
+                ):  # a paused search's set-aside trials will not resume
+                    end_unfinished_trials(s, search_id, TrialState.CANCELED, "canceled by user")
                     return search_row(s, search_id).to_record()
                 if self._update_search(
                     s, search_id, _ACTIVE_SEARCHES, reason="cancel requested", cancel_requested=True
@@ -275,6 +277,8 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
                         requested_action=None,
                         **finished,
                     ):
+                        if state.is_terminal:  # a paused search's set-aside trials will not resume
+                            end_unfinished_trials(s, search_id, TrialState.CANCELED, reason)
                         return search_row(s, search_id).to_record()
                 elif current in later:
                     state, reason = later[current]
@@ -308,21 +312,13 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
         return result.rowcount == 1
 
     def recover_interrupted_searches(self) -> list[str]:
-        """After a restart: running/stopping searches lose unfinished trials and are requeued or canceled."""
+        """After a restart, searches that were running are requeued (or paused, stopped or canceled
+        as their user asked). Their unfinished trials that reported a step are paused, to resume
+        from their last checkpoint, unless the search ends here; the rest are lost."""
         requeued: list[str] = []
         with Session(self.engine) as s, s.begin():
             now = utcnow()
             for row in s.scalars(select(SearchRow).where(SearchRow.state.in_(_ACTIVE_SEARCHES))).all():
-                s.execute(
-                    update(TrialRow)
-                    .where(TrialRow.search_id == row.id, TrialRow.state.in_(UNFINISHED_TRIALS))
-                    .values(
-                        state=TrialState.LOST.value,
-                        state_reason="worker lost: service restarted",
-                        finished_at=now,
-                    ),
-                    execution_options=NO_SYNC,
-                )
                 if row.cancel_requested:
                     row.state, row.state_reason = SearchState.CANCELED.value, "canceled by user"
                     row.finished_at = now
@@ -335,4 +331,8 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
                     row.state, row.state_reason = SearchState.QUEUED.value, "requeued after service restart"
                     requeued.append(row.id)
                 row.requested_action = None
+                if row.finished_at is None:
+                    set_aside_unfinished_trials(s, row.id, _LOST_IN_RESTART, TrialState.LOST)
+                else:
+                    end_unfinished_trials(s, row.id, TrialState.LOST, _LOST_IN_RESTART)
         return requeued

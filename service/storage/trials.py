@@ -18,6 +18,7 @@ from service.storage.queries import (
     search_row,
     trial_row,
 )
+from service.storage.unfinished import end_unfinished_trials, set_aside_unfinished_trials
 from supernas.errors import InvalidInputError
 from supernas.records import Page, TrialRecord
 from supernas.states import TrialState
@@ -138,6 +139,7 @@ class TrialStore:
             "pause": {"state": TrialState.PAUSED.value},
             "resume": {
                 "state": TrialState.RUNNING.value,
+                "state_reason": None,
                 "started_at": func.coalesce(TrialRow.started_at, utcnow()),
             },
         }
@@ -186,15 +188,17 @@ class TrialStore:
             return trial.to_record()
 
     def cancel_unfinished_trials(self, search_id: str, reason: str) -> int:
+        """The search ended: its pending, running and paused trials are canceled."""
         with Session(self.engine) as s, s.begin():
             search_row(s, search_id)
-            result = s.execute(
-                update(TrialRow)
-                .where(TrialRow.search_id == search_id, TrialRow.state.in_(UNFINISHED_TRIALS))
-                .values(state=TrialState.CANCELED.value, state_reason=reason, finished_at=utcnow()),
-                execution_options=NO_SYNC,
-            )
-            return result.rowcount
+            return end_unfinished_trials(s, search_id, TrialState.CANCELED, reason)
+
+    def set_aside_unfinished_trials(self, search_id: str, reason: str) -> int:
+        """The search stops but will run again: trials that reported a step are paused, to resume
+        from their last checkpoint; the rest are canceled. Returns how many were paused."""
+        with Session(self.engine) as s, s.begin():
+            search_row(s, search_id)
+            return set_aside_unfinished_trials(s, search_id, reason, TrialState.CANCELED)
 
     def get_trial(self, search_id: str, number: int) -> TrialRecord:
         with Session(self.engine) as s, s.begin():

@@ -365,6 +365,42 @@ def test_trial_counts_and_next_number(storage: Storage) -> None:
     assert storage.get_trial(search.id, 0).state_reason == "search canceled"
 
 
+def test_set_aside_keeps_the_trials_that_reported_paused_and_cancels_the_others(storage: Storage) -> None:
+    search, _ = storage.create_search(SPEC, "s")
+    for number in range(4):
+        storage.create_trial(search.id, number, {"n": number})
+    storage.record_trial_report(search.id, 0, 1, 0.0, {"accuracy": 0.1})  # running, reported
+    storage.record_trial_report(search.id, 1, 1, 0.0, {"accuracy": 0.2})
+    storage.record_trial_decision(search.id, 1, {"action": "pause", "fidelity": 0, "reason": "step done"})
+    storage.mark_trial_running(search.id, 2)  # running, never reported; trial 3 stays pending
+
+    assert storage.set_aside_unfinished_trials(search.id, "paused with the search") == 2
+    trials = storage.all_trials(search.id)
+    assert [t.state for t in trials] == [TrialState.PAUSED] * 2 + [TrialState.CANCELED] * 2
+    assert {t.state_reason for t in trials[:2]} == {
+        "paused with the search: resumes from its last checkpoint when the search runs again"
+    }
+    assert [t.finished_at is None for t in trials] == [True, True, False, False]
+    assert {t.state_reason for t in trials[2:]} == {"paused with the search"}
+
+
+@pytest.mark.parametrize("verb", ["cancel", "stop"])
+def test_ending_a_paused_search_ends_its_set_aside_trials(storage: Storage, verb: str) -> None:
+    search, _ = storage.create_search(SPEC, "s")
+    storage.claim_next_queued_search()
+    storage.create_trial(search.id, 0, {"n": 0})
+    storage.record_trial_report(search.id, 0, 1, 0.0, {"accuracy": 0.1})
+    storage.set_aside_unfinished_trials(search.id, "paused with the search")
+    storage.set_search_state(search.id, SearchState.PAUSED, "paused by user")
+
+    ended = storage.request_cancel(search.id) if verb == "cancel" else storage.request_stop(search.id)
+
+    assert ended.state is (SearchState.CANCELED if verb == "cancel" else SearchState.SUCCEEDED)
+    trial = storage.get_trial(search.id, 0)
+    assert trial.state is TrialState.CANCELED and trial.finished_at is not None
+    assert trial.state_reason == ("canceled by user" if verb == "cancel" else "stopped by user")
+
+
 def test_list_trials_pages_and_filters(storage: Storage) -> None:
     search, _ = storage.create_search(SPEC, "s")
     for number in range(5):

@@ -1,6 +1,6 @@
 """A multi-fidelity scheduler's decisions about a trial (continue, pause, resume, stop) are stored in
 order with their reasons, pause and resume move the trial between running and paused (a paused trial is
-unfinished: counted, listed, canceled and lost like a running one), a decision about a finished trial
+unfinished: counted, listed, canceled, and set aside or lost like a running one), a decision about a finished trial
 is history only; they reach the API (detail, listing, change feed), come through the driver's listener,
 and migration 0007 keeps the rows of a 0006 database."""
 
@@ -116,20 +116,42 @@ def test_a_paused_trial_is_unfinished(client: TestClient) -> None:
     assert storage.get_trial(search_id, 3).state is TrialState.CANCELED
 
 
-def test_a_restart_loses_paused_trials_like_running_ones(client: TestClient) -> None:
+def test_a_restart_sets_aside_trials_that_reported_and_loses_the_others(client: TestClient) -> None:
     storage = storage_of(client)
-    search_id = _running_trial(client)
+    search_id = _running_trial(client)  # trial 0 reported fidelity 1
     assert storage.claim_next_queued_search().id == search_id
     storage.create_trial(search_id, 1, {"depth_s0": 2})
-    storage.mark_trial_running(search_id, 1)
+    storage.mark_trial_running(search_id, 1)  # trial 1 never reported
     storage.record_trial_decision(search_id, 0, PAUSE)
 
     assert storage.recover_interrupted_searches() == [search_id]
     assert storage.get_search(search_id).state is SearchState.QUEUED
-    for trial in storage.all_trials(search_id):
-        assert (trial.state, trial.state_reason) == (TrialState.LOST, "worker lost: service restarted")
-        assert trial.finished_at is not None
+    kept, lost = storage.all_trials(search_id)
+    assert (kept.state, kept.state_reason) == (
+        TrialState.PAUSED,
+        "worker lost: service restarted: resumes from its last checkpoint when the search runs again",
+    )
+    assert kept.finished_at is None and kept.fidelity == 1.0
+    assert (lost.state, lost.state_reason) == (TrialState.LOST, "worker lost: service restarted")
+    assert lost.finished_at is not None
     assert [d["action"] for d in storage.get_trial(search_id, 0).decisions] == ["pause"]
+
+    # the resume that the next run records makes it running again, without the old reason
+    resumed = storage.record_trial_decision(search_id, 0, RESUME)
+    assert (resumed.state, resumed.state_reason) == (TrialState.RUNNING, None)
+
+
+def test_a_restart_of_a_search_that_ends_there_loses_all_its_unfinished_trials(client: TestClient) -> None:
+    storage = storage_of(client)
+    search_id = _running_trial(client)
+    assert storage.claim_next_queued_search().id == search_id
+    storage.record_trial_decision(search_id, 0, PAUSE)
+    storage.request_stop(search_id)
+
+    assert storage.recover_interrupted_searches() == []
+    assert storage.get_search(search_id).state is SearchState.SUCCEEDED
+    trial = storage.get_trial(search_id, 0)
+    assert (trial.state, trial.state_reason) == (TrialState.LOST, "worker lost: service restarted")
 
 
 def test_a_decision_about_a_finished_trial_is_history_only(client: TestClient) -> None:

@@ -1,5 +1,7 @@
-"""The Ray Tune side of the schedulers: our ASHA decides exactly as Ray Tune's ASHAScheduler does, and
-the searcher lets paused trials free their worker."""
+"""The Ray Tune side of the schedulers: our ASHA decides exactly as Ray Tune's ASHAScheduler does, the
+searcher lets paused trials free their worker, trials set aside by an earlier run of the search are
+handed out first and go on from their replayed curves, and a pause of the search resumes no paused
+trial."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from surrogates.schedulers.base import Action, SchedulerSettings, SchedulingProb
 from surrogates.strategy import SearchProblem
 from workers.fidelity_scheduler import TuneFidelityScheduler
 from workers.searcher import StrategySearcher
+from workers.trial_checkpoints import ResumedTrial
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,8 @@ def test_asha_makes_ray_tunes_decisions(max_t: int, grace: int, eta: float) -> N
 
 
 class _Control:
-    def __init__(self, max_parallel: int) -> None:
-        self._budget = type("B", (), {"max_trials": 10, "max_parallel": max_parallel})()
+    def __init__(self, max_parallel: int, max_trials: int = 10) -> None:
+        self._budget = type("B", (), {"max_trials": max_trials, "max_parallel": max_parallel})()
 
     def winding_down(self) -> bool:
         return False
@@ -71,17 +74,19 @@ class _Control:
         return self._budget
 
 
-def _searcher(max_parallel: int, **hooks: Any) -> StrategySearcher:
+def _searcher(
+    max_parallel: int, first_number: int = 0, max_trials: int = 10, **hooks: Any
+) -> StrategySearcher:
     space = ParamSpace([Float("lr", 0.001, 0.1, True)])
     return StrategySearcher(
         RandomStrategy(SearchProblem(space, ()), seed=0),
         history=[],
-        first_number=0,
+        first_number=first_number,
         max_fidelity=3,
         metric="accuracy",
         mode="max",
         on_suggest=lambda *args: None,
-        control=_Control(max_parallel=max_parallel),
+        control=_Control(max_parallel=max_parallel, max_trials=max_trials),
         **hooks,
     )
 
@@ -140,3 +145,90 @@ def test_no_trial_starts_once_the_schedulers_step_budget_is_spent() -> None:
     assert isinstance(searcher.suggest("a"), dict)
     spent["value"] = True
     assert searcher.suggest("b") == StrategySearcher.FINISHED
+
+
+def _set_aside(number: int) -> ResumedTrial:
+    reports = [(0.0, {"accuracy": 0.8}), (1.0, {"accuracy": 0.85})]
+    return ResumedTrial(number, {"lr": 0.01 * (number + 1)}, 1, reports, 2, f"/runs/ckpt-{number}")
+
+
+def test_trials_set_aside_by_an_earlier_run_are_handed_out_first_within_the_budget() -> None:
+    resumes: list[tuple[int, dict[str, Any]]] = []
+    searcher = _searcher(
+        max_parallel=1,
+        first_number=6,
+        max_trials=3,  # with 1 used by earlier runs (spent_before): two more trials
+        spent_before=1,
+        resumed=[_set_aside(2), _set_aside(4)],
+        on_resume=lambda number, decision: resumes.append((number, decision)),
+    )
+    first = searcher.suggest("a")
+    assert first == {
+        "number": 2,
+        "params": {"lr": 0.03},
+        "resume": {"checkpoint": "/runs/ckpt-2", "last_step": 2},
+    }
+    assert resumes == [
+        (
+            2,
+            {
+                "action": "resume",
+                "fidelity": 1,
+                "reason": "the search runs again: resumes from its checkpoint of fidelity step 1",
+            },
+        )
+    ]
+    assert searcher.suggest("b") is None  # it holds the one worker
+    searcher.on_trial_complete("a", {"fidelity": 3, "accuracy": 0.9})
+    assert searcher.suggest("b")["number"] == 4
+    searcher.on_trial_complete("b", {"fidelity": 3, "accuracy": 0.9})
+    assert searcher.suggest("c") == StrategySearcher.FINISHED  # they count against max_trials
+
+
+@dataclass
+class _RunTrial:
+    trial_id: str
+    config: dict[str, Any]
+    status: str
+
+
+class _Controller:
+    def __init__(self, trials: list[_RunTrial]) -> None:
+        self.trials = trials
+
+    def get_trials(self) -> list[_RunTrial]:
+        return self.trials
+
+
+def test_a_resumed_trial_keeps_its_replayed_curve_and_runs_before_paused_ones() -> None:
+    problem = SchedulingProblem(("accuracy",), (Direction.MAXIMIZE,), max_fidelity=3)
+    inner = AshaScheduler(problem, SchedulerSettings(grace_period=1, reduction_factor=2))
+    scheduler = TuneFidelityScheduler(inner, lambda n, d: None, max_steps=20)
+    finished = [(0, {"lr": 0.01}, [(0.0, {"accuracy": 0.9}), (1.0, {"accuracy": 0.95})])]
+    scheduler.replay(finished, [_set_aside(2)])
+    assert scheduler.steps == 4
+    assert 0 in inner.ended and 2 not in inner.ended  # the resumed trial goes on in this run
+    resumed = _RunTrial("t2", {"number": 2, "params": {"lr": 0.03}, "resume": {}}, "PENDING")
+    scheduler.on_trial_add(None, resumed)  # type: ignore[arg-type]
+    assert set(inner.trials[2].costs) == {0, 1}  # not reset by Tune adding it
+    paused = _RunTrial("t5", {"number": 5, "params": {"lr": 0.06}}, "PAUSED")
+    assert scheduler.choose_trial_to_run(_Controller([paused, resumed])) is resumed
+
+
+def test_winding_down_resumes_no_paused_trial_and_ends_the_run_once_none_runs() -> None:
+    problem = SchedulingProblem(("accuracy",), (Direction.MAXIMIZE,), max_fidelity=3)
+    winding = {"down": False}
+    scheduler = TuneFidelityScheduler(
+        AshaScheduler(problem, SchedulerSettings()),
+        lambda n, d: None,
+        max_steps=None,
+        winding_down=lambda: winding["down"],
+    )
+    paused = _RunTrial("t1", {"number": 1, "params": {}}, "PAUSED")
+    running = _RunTrial("t2", {"number": 2, "params": {}}, "RUNNING")
+    winding["down"] = True
+    assert scheduler.choose_trial_to_run(_Controller([paused, running])) is None
+    assert not scheduler.wound_down  # trial 2 still runs its step
+    running.status = "TERMINATED"
+    assert scheduler.choose_trial_to_run(_Controller([paused, running])) is None
+    assert scheduler.wound_down  # only a paused trial is left: the run may end, leaving it paused

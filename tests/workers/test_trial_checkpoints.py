@@ -1,6 +1,8 @@
 """The trial trainable checkpoints every report but its last, and a retry restored from a checkpoint
 continues exactly as the uninterrupted trial would have (same accuracies, same final model), without
-reporting earlier steps again; the retry callback tells the listener why the trial is retried.
+reporting earlier steps again; so does a trial set aside when its search stopped, resumed in the
+search's next run from the checkpoint found in the earlier run's storage. The retry callback tells
+the listener why the trial is retried.
 
 The trainable runs in-process here with a stand-in for ``ray.tune``'s ``report``/``get_checkpoint``
 (Tune's own restore is exercised end to end by tests/e2e/test_worker_kill.py).
@@ -26,6 +28,7 @@ from workers.export import TORCHSCRIPT_FILE
 from workers.supernet_training import train_supernet
 from workers.tasks import load_task
 from workers.trial import CHECKPOINT_FILE, evaluate_subnet, trial_dir
+from workers.trial_checkpoints import resumable_trials, run_name, runs_root
 from workers.tune_callbacks import ListenerCallback
 
 SPACE = {"family": "elastic_cnn", "stage_channels": [8, 16], "depth": [1, 2], "width_mult": [0.5, 1.0]}
@@ -88,10 +91,11 @@ def _run(
     monkeypatch: pytest.MonkeyPatch,
     spec_dict: dict[str, Any] = SPEC,
     number: int = 4,
+    resume: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the largest sub-network's trial in-process against ``fake``; returns its params."""
     spec = SearchSpec.model_validate(spec_dict)
-    params = spec.arch_space.config_from_arch(spec.arch_space.largest()) | {"finetune_optimizer": optimizer}
+    params = _largest(spec, optimizer)
     job = {
         "spec": spec.model_dump(mode="json"),
         "search_id": "s",
@@ -100,8 +104,14 @@ def _run(
         "supernet_id": None,
     }
     monkeypatch.setattr(trial_module, "tune", fake)
-    evaluate_subnet({"number": number, "params": params}, job)
+    config = {"number": number, "params": params} | ({"resume": resume} if resume else {})
+    evaluate_subnet(config, job)
     return params
+
+
+def _largest(spec: SearchSpec, optimizer: str) -> dict[str, Any]:
+    """The params of the largest sub-network, fine-tuned with ``optimizer``."""
+    return spec.arch_space.config_from_arch(spec.arch_space.largest()) | {"finetune_optimizer": optimizer}
 
 
 def crash_and_retry(run: Callable[[Path, _FakeTune], object], tmp_path: Path) -> tuple[_FakeTune, _FakeTune]:
@@ -145,6 +155,80 @@ def test_a_retry_from_a_checkpoint_continues_exactly(
     accuracies = [r["accuracy"] for r in crashed.reports + retried.reports]
     assert accuracies == [r["accuracy"] for r in whole.reports]
     assert torch.equal(_logits(tmp_path / "run"), _logits(tmp_path / "whole"))  # the very same weights
+
+
+def _set_aside(number: int, config: dict[str, Any], reports: list[dict[str, Any]]) -> SimpleNamespace:
+    """A stored trial as the service hands it over once its search runs again (``TrialRecord``)."""
+    stored = [
+        SimpleNamespace(step=i + 1, fidelity=float(r["fidelity"]), metrics=r) for i, r in enumerate(reports)
+    ]
+    return SimpleNamespace(
+        number=number, config=config, reports=stored, fidelity=stored[-1].fidelity if stored else None
+    )
+
+
+def test_a_trial_set_aside_when_its_search_stopped_resumes_in_the_next_run_exactly(
+    supernet_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "artifacts"
+    whole = _FakeTune(tmp_path / "whole")
+    _run(supernet_dir, tmp_path / "whole", "adam", whole, monkeypatch)
+    # the first run (attempt 1) keeps its checkpoints where Tune does; the search stops after step 1
+    first_run = runs_root(root) / run_name("s", 1) / "evaluate_subnet_0a1b2_00004"
+    stopped = _FakeTune(first_run, crash_after=1)
+    with pytest.raises(_Crash):
+        _run(supernet_dir, root, "adam", stopped, monkeypatch)
+    params = _largest(SearchSpec.model_validate(SPEC), "adam")
+
+    resumed, missing = resumable_trials(
+        root,
+        "s",
+        attempt=3,  # a run in between (attempt 2) kept nothing of it
+        set_aside=[
+            _set_aside(4, params, stopped.reports),
+            _set_aside(6, params, [{"fidelity": 3, "accuracy": 0.5}]),  # no checkpoint of step 3
+            _set_aside(7, params, []),
+        ],  # type: ignore[list-item]
+    )
+    assert missing == {
+        6: "worker lost: no checkpoint of its fidelity step 3 was kept",
+        7: "worker lost: it reported no step to resume from",
+    }
+    [trial] = resumed
+    assert (trial.number, trial.fidelity, trial.last_step, trial.config) == (4, 1, 2, params)
+    assert Path(trial.checkpoint) == first_run / "checkpoint_000001"
+    assert [f for f, _ in trial.reports] == [0.0, 1.0]
+
+    # the next run: a new Tune trial (no Tune checkpoint of its own) under the same number
+    next_run = _FakeTune(tmp_path / "next")
+    _run(
+        supernet_dir,
+        root,
+        "adam",
+        next_run,
+        monkeypatch,
+        resume={"checkpoint": trial.checkpoint, "last_step": trial.last_step},
+    )
+    assert [r["fidelity"] for r in next_run.reports] == [2, 3]
+    accuracies = [r["accuracy"] for r in stopped.reports + next_run.reports]
+    assert accuracies == [r["accuracy"] for r in whole.reports]
+    assert torch.equal(_logits(root), _logits(tmp_path / "whole"))
+
+
+def test_a_resumed_trials_reports_are_stored_after_its_earlier_steps() -> None:
+    reported: list[tuple[int, int, float]] = []
+    listener = SimpleNamespace(
+        trial_reported=lambda n, step, fidelity, metrics: reported.append((n, step, fidelity))
+    )
+    callback = ListenerCallback(listener, max_fidelity=3, stop_reason=lambda: None)  # type: ignore[arg-type]
+    fresh = SimpleNamespace(config={"number": 1, "params": {}})
+    resumed = SimpleNamespace(
+        config={"number": 4, "params": {}, "resume": {"checkpoint": "c", "last_step": 2}}
+    )
+    for trial, iteration, fidelity in ((fresh, 1, 0), (resumed, 1, 2), (resumed, 2, 3)):
+        result = {"training_iteration": iteration, "fidelity": fidelity, "accuracy": 0.5}
+        callback.on_trial_result(iteration=iteration, trials=[], trial=trial, result=result)  # type: ignore[arg-type]
+    assert reported == [(1, 1, 0.0), (4, 3, 2.0), (4, 4, 3.0)]
 
 
 class _Listener:
