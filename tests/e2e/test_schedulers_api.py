@@ -1,6 +1,7 @@
 """Every multi-fidelity scheduler runs a real (small) search through the API: trials are promoted and
 stopped at rungs, or (freeze-thaw) paused and resumed from their checkpoints, and every decision is
-on its trial with the reason.
+on its trial with the reason. A freeze-thaw search paused by its user keeps its paused trials, and
+resuming the search resumes them from their checkpoints.
 """
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ from typing import Any
 
 import httpx
 import pytest
-from service_process import on_supernet, running_service, train_supernet, wait_until_ended
+from service_process import (
+    ENDED,
+    on_supernet,
+    poll,
+    running_service,
+    train_supernet,
+    wait_for_search,
+    wait_until_ended,
+)
 
 from surrogates.schedulers.registry import SCHEDULERS
 
@@ -158,3 +167,49 @@ def test_canceling_while_trials_wait_for_later_epochs_stops_them_and_the_trainin
     assert supernet["state"] == "canceled" and len(supernet["history"]) < 60, supernet
     trials = client.get(f"/api/v1/searches/{search_id}/trials").json()["items"]
     assert trials and all(t["state"] in {"canceled", "pruned"} for t in trials), trials
+
+
+def test_pausing_a_freeze_thaw_search_keeps_its_paused_trials_for_the_resume(
+    client: httpx.Client, search: dict[str, Any]
+) -> None:
+    spec = search | {"name": "freeze-thaw-paused", "scheduler": {"type": "freeze_thaw", "max_steps": 24}}
+    created = client.post("/api/v1/searches", json=spec)
+    assert created.status_code == 201, created.text
+    search_id = created.json()["id"]
+    base = f"/api/v1/searches/{search_id}"
+
+    def trials() -> list[dict[str, Any]]:
+        listing = client.get(f"{base}/trials", params={"page_size": 100}).json()["items"]
+        return [client.get(f"{base}/trials/{t['number']}").json() for t in listing]
+
+    poll(
+        lambda: any(t["state"] == "paused" for t in trials()),
+        timeout_s=300,
+        what="a trial paused by freeze-thaw",
+    )
+    assert client.post(f"{base}/pause").status_code == 202
+    paused = wait_for_search(client, search_id, lambda s: s["state"] in ENDED | {"paused"}, timeout_s=300)
+    assert (paused["state"], paused["state_reason"]) == ("paused", "paused by user"), paused
+    before = {t["number"]: t for t in trials()}
+    set_aside = {n: t for n, t in before.items() if t["state"] == "paused"}
+    assert set_aside, "the trials freeze-thaw had paused stay paused with the search"
+    assert {t["state"] for t in before.values()} <= {"paused", "succeeded", "pruned"}, before
+    for trial in set_aside.values():
+        assert trial["state_reason"] == (
+            "paused with the search: resumes from its last checkpoint when the search runs again"
+        )
+
+    assert client.post(f"{base}/resume").status_code == 202
+    ended = wait_until_ended(client, search_id, timeout_s=400)
+    assert ended["state"] == "succeeded", ended
+    after = {t["number"]: t for t in trials()}
+    assert {t["state"] for t in after.values()} <= {"succeeded", "pruned"}
+    for number, trial in set_aside.items():
+        resumed = after[number]
+        # it went on from its checkpoint: more steps, none repeated, under its own number and config
+        assert _fidelities(resumed) == list(range(len(resumed["reports"])))
+        assert len(resumed["reports"]) > len(trial["reports"]), (trial, resumed)
+        assert resumed["config"] == trial["config"]
+        resume = resumed["decisions"][len(trial["decisions"])]
+        assert resume["action"] == "resume" and resume["fidelity"] == trial["fidelity"]
+        assert resume["reason"].startswith("the search runs again: resumes from its checkpoint"), resume

@@ -1,8 +1,8 @@
 """A multi-fidelity scheduler's decisions about a trial (continue, pause, resume, stop) are stored in
-order with their reasons, pause and resume move the trial between running and paused (a paused trial is
-unfinished: counted, listed, canceled, and set aside or lost like a running one), a decision about a finished trial
-is history only; they reach the API (detail, listing, change feed), come through the driver's listener,
-and migration 0007 keeps the rows of a 0006 database."""
+order with their reasons, pause and resume move the trial between running and paused (a paused trial
+is unfinished: counted, listed, canceled, and set aside or lost like a running one), a decision about
+a finished trial is history only; they reach the API (detail, listing, change feed), come through the
+driver's listener, and migration 0007 keeps the rows of a 0006 database."""
 
 from __future__ import annotations
 
