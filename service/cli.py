@@ -261,7 +261,7 @@ def cancel(search_id: str, url: UrlOption = DEFAULT_URL) -> None:
 
 @app.command()
 def pause(search_id: str, url: UrlOption = DEFAULT_URL) -> None:
-    """Pause a search: no new trials, running ones finish; resume it later."""
+    """Pause a search: no new trials; running ones pause after their current step. Resume it later."""
     _lifecycle(search_id, "pause", url)
 
 

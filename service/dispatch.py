@@ -124,6 +124,9 @@ class _LiveControl:
     def winding_down(self) -> bool:
         return self._poll().requested_action is not None
 
+    def pausing(self) -> bool:
+        return self._poll().requested_action == "pause"
+
     def budget(self) -> Budget:
         return Budget.model_validate(self._poll().spec["budget"])
 

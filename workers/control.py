@@ -16,7 +16,11 @@ class SearchControl(Protocol):
         ...
 
     def winding_down(self) -> bool:
-        """Pause or stop requested: start no new trial, let the running ones finish."""
+        """Pause or stop requested: start or resume no trial; under a stop the running ones finish."""
+        ...
+
+    def pausing(self) -> bool:
+        """Pause requested: running trials pause after their current step, to resume with the search."""
         ...
 
     def budget(self) -> Budget:
@@ -34,6 +38,9 @@ class FixedControl:
         return False
 
     def winding_down(self) -> bool:
+        return False
+
+    def pausing(self) -> bool:
         return False
 
     def budget(self) -> Budget:

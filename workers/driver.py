@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from ray import tune
-from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from search_spaces.spec import MAX_PARALLEL_LIMIT, SearchSpec
 from supernas.objectives import Direction
@@ -29,8 +28,9 @@ from surrogates.schedulers.base import SchedulerSettings, SchedulingProblem
 from surrogates.schedulers.registry import make_scheduler
 from surrogates.strategy import SearchProblem
 from workers.control import SearchControl
-from workers.fidelity_scheduler import BUDGET_SPENT, OnDecision, StoredCurve, TuneFidelityScheduler
+from workers.fidelity_scheduler import BUDGET_SPENT, StoredCurve, TuneFidelityScheduler
 from workers.listener import SearchListener
+from workers.pausing_scheduler import OnDecision, PausingScheduler
 from workers.ray_runtime import joins_a_cluster
 from workers.searcher import StrategySearcher
 from workers.supernet_job import SupernetOutcome, SupernetRun
@@ -75,11 +75,12 @@ class SearchOutcome:
     reason: str | None
 
 
-def _scheduler(spec: SearchSpec, on_decision: OnDecision, winding_down: Callable[[], bool]) -> TrialScheduler:
-    """Tune's FIFO scheduler, or a supernas scheduler (``surrogates.schedulers``) behind Tune's interface."""
+def _scheduler(spec: SearchSpec, on_decision: OnDecision, control: SearchControl) -> PausingScheduler:
+    """Tune's FIFO scheduler, or a supernas scheduler (``surrogates.schedulers``) behind Tune's
+    interface; either honours a requested pause or stop (``PausingScheduler``)."""
     steps = spec.max_fidelity + 1  # reports of a full trial: one per fidelity step (see Fidelity)
     if spec.scheduler.type == "fifo" or steps == 1:
-        return FIFOScheduler()
+        return PausingScheduler(on_decision, control, spec.max_fidelity)
     problem = SchedulingProblem(
         metrics=tuple(o.metric.value for o in spec.objectives),
         directions=tuple(o.direction for o in spec.objectives),
@@ -97,7 +98,7 @@ def _scheduler(spec: SearchSpec, on_decision: OnDecision, winding_down: Callable
     )
     scheduler = make_scheduler(options.type, problem, settings, spec.seed)
     max_steps = options.step_budget(spec.budget.max_trials, steps)
-    return TuneFidelityScheduler(scheduler, on_decision, max_steps, winding_down)
+    return TuneFidelityScheduler(scheduler, on_decision, max_steps, control)
 
 
 def _training_ended(outcome: SupernetOutcome, listener: SearchListener) -> SearchOutcome | None:
@@ -224,7 +225,7 @@ def _evaluate(
     problem = SearchProblem(
         spec.param_space(), tuple(spec.objectives), tuple(spec.constraints), spec.budget.max_trials
     )
-    scheduler = _scheduler(spec, listener.trial_decided, control.winding_down)
+    scheduler = _scheduler(spec, listener.trial_decided, control)
     fidelity_scheduler = scheduler if isinstance(scheduler, TuneFidelityScheduler) else None
     if fidelity_scheduler is not None:
         fidelity_scheduler.replay(job.curves, job.resumed)
@@ -245,9 +246,6 @@ def _evaluate(
         scheduler_done=fidelity_scheduler.budget_spent if fidelity_scheduler is not None else None,
         seed=spec.seed,
     )
-
-    def wound_down() -> bool:  # a pause or stop left only paused trials: they stay paused
-        return fidelity_scheduler is not None and fidelity_scheduler.wound_down
 
     job_params = {
         "spec": job.spec,
@@ -277,7 +275,8 @@ def _evaluate(
         run_config=tune.RunConfig(
             name=run_name(job.search_id, job.attempt),
             storage_path=str(runs_root(job.artifacts_root)),
-            stop=RunStopper(lambda: stop_reason() is not None or wound_down()),
+            # a pause or stop that left only paused trials ends the run: they stay paused
+            stop=RunStopper(lambda: stop_reason() is not None or scheduler.wound_down),
             callbacks=[ListenerCallback(listener, spec.max_fidelity, stop_reason)],
             failure_config=tune.FailureConfig(max_failures=spec.budget.max_retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),  # a retry needs only the last

@@ -6,9 +6,9 @@ keep its latest checkpoint (the trainable checkpoints every report), and when a 
 scheduler chooses between resuming a paused trial (Tune restores the checkpoint and the trainable
 continues with the next epoch) and starting the next new trial. Each decision but a plain continue is
 handed to ``on_decision`` (the service stores it with the trial). Once ``max_steps`` reports were
-made, paused and pending trials are stopped and none is resumed or started; once a pause or stop of
-the search was requested, none is resumed either, and when no trial runs any more the run ends
-with the paused ones left as they are (``wound_down``). A search resumed after
+made, paused and pending trials are stopped and none is resumed or started. A requested pause or
+stop of the search is handled as by every search's scheduler (``workers.pausing_scheduler``): a
+pause pauses a trial the scheduler would let go on. A search resumed after
 a crash, a shutdown or a pause first replays the stored learning curves of its finished trials and
 of those it resumes from their checkpoints (``replay``), so that its rungs, its curve model and its
 step budget go on from where they were.
@@ -16,43 +16,34 @@ step budget go on from where they were.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import TrialScheduler
 
 from surrogates.schedulers.base import Action, Decision, FidelityScheduler
-from workers.live_hooks import DropsLiveHooksWhenPickled
+from workers.control import SearchControl
+from workers.pausing_scheduler import OnDecision, PausingScheduler, trial_number
 from workers.trial_checkpoints import ResumedTrial
 from workers.trial_outcome import observed_metrics
 
 BUDGET_SPENT = "the scheduler's step budget (max_steps) is spent"
-OnDecision = Callable[[int, dict[str, Any]], None]
 # a finished trial's number, config and (fidelity, metrics) reports, as stored
 StoredCurve = tuple[int, dict[str, Any], list[tuple[float, dict[str, Any]]]]
 
 
-def _number(trial: Trial) -> int:
-    return int(trial.config["number"])
-
-
-class TuneFidelityScheduler(DropsLiveHooksWhenPickled, FIFOScheduler):
-    _live_attributes = ("_on_decision", "_winding_down")
-
+class TuneFidelityScheduler(PausingScheduler):
     def __init__(
         self,
         scheduler: FidelityScheduler,
         on_decision: OnDecision,
         max_steps: int | None,
-        winding_down: Callable[[], bool] = lambda: False,
+        control: SearchControl,
     ) -> None:
-        super().__init__()
+        super().__init__(on_decision, control, scheduler.problem.max_fidelity)
         self.scheduler = scheduler
-        self._on_decision = on_decision
         self._max_steps = max_steps
-        self._winding_down = winding_down  # a pause or stop of the search was requested
-        self.wound_down = False  # winding down, and no trial runs: the run may end
         self.steps = 0  # reports made in this run
         self._paused: set[str] = set()  # Tune ids of the trials paused by a decision
         self._choice: tuple[tuple[Any, ...], Decision | None] | None = None  # (situation, decision)
@@ -73,7 +64,7 @@ class TuneFidelityScheduler(DropsLiveHooksWhenPickled, FIFOScheduler):
             self.scheduler.ended.discard(trial.number)
 
     def paused_trial_ids(self) -> set[str]:
-        return set(self._paused)
+        return self._paused | self._held
 
     def budget_spent(self) -> bool:
         return self._max_steps is not None and self.steps >= self._max_steps
@@ -84,12 +75,12 @@ class TuneFidelityScheduler(DropsLiveHooksWhenPickled, FIFOScheduler):
     # --- Tune's hooks ----------------------------------------------------------------------------
 
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
-        if _number(trial) not in self.scheduler.trials:  # a resumed trial keeps its replayed curve
-            self.scheduler.add_trial(_number(trial), trial.config["params"])
+        if trial_number(trial) not in self.scheduler.trials:  # a resumed trial keeps its replayed curve
+            self.scheduler.add_trial(trial_number(trial), trial.config["params"])
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
         self.steps += 1
-        number = _number(trial)
+        number = trial_number(trial)
         fidelity = int(result["fidelity"])
         decision = self.scheduler.report(number, fidelity, observed_metrics(result))
         if result.get("infeasible") or fidelity >= self.scheduler.problem.max_fidelity:
@@ -103,7 +94,10 @@ class TuneFidelityScheduler(DropsLiveHooksWhenPickled, FIFOScheduler):
         if decision.action is Action.PAUSE:
             self._paused.add(trial.trial_id)
             return TrialScheduler.PAUSE
-        return TrialScheduler.STOP if decision.action is Action.STOP else TrialScheduler.CONTINUE
+        if decision.action is Action.STOP:
+            return TrialScheduler.STOP
+        # it would go on, unless the search is pausing (``holds`` records that pause)
+        return TrialScheduler.PAUSE if self.holds(trial, result) else TrialScheduler.CONTINUE
 
     def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> None:
         self._forget(trial)
@@ -116,21 +110,23 @@ class TuneFidelityScheduler(DropsLiveHooksWhenPickled, FIFOScheduler):
 
     def _forget(self, trial: Trial) -> None:
         self._paused.discard(trial.trial_id)
-        self.scheduler.end_trial(_number(trial))
+        self._held.discard(trial.trial_id)
+        self.scheduler.end_trial(trial_number(trial))
 
     def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
         """Resume a paused trial or start the first pending one, as the scheduler decides (idempotent:
         the same situation gives the same answer, and its decision is recorded once)."""
-        trials = tune_controller.get_trials()
-        if self._winding_down():  # paused trials stay paused; the run ends once none runs
-            self.wound_down = not any(t.status == Trial.RUNNING for t in trials)
+        if self.winding_down(tune_controller):  # paused trials stay paused; the run ends once none runs
             return None
+        if (held := self.held_trial(tune_controller)) is not None:
+            return held
+        trials = tune_controller.get_trials()
         pending = next((t for t in trials if t.status == Trial.PENDING), None)
-        paused = {_number(t): t for t in trials if t.status == Trial.PAUSED}
+        paused = {trial_number(t): t for t in trials if t.status == Trial.PAUSED}
         if pending is not None and pending.config.get("resume") and not self.budget_spent():
             return pending  # set aside when the last run stopped: it goes on first (its resume is recorded)
         if self.budget_spent():  # nothing runs again: paused and pending trials stop
-            waiting = {**paused, **({_number(pending): pending} if pending is not None else {})}
+            waiting = {**paused, **({trial_number(pending): pending} if pending is not None else {})}
             for number, trial in waiting.items():
                 self._tell(
                     number,
@@ -153,7 +149,7 @@ class TuneFidelityScheduler(DropsLiveHooksWhenPickled, FIFOScheduler):
             decision.action is Action.RESUME or decision.predicted is not None
         ):
             self._announced.add(situation)
-            self._tell(_number(chosen), decision)
+            self._tell(trial_number(chosen), decision)
         self._paused.discard(chosen.trial_id)
         return chosen
 

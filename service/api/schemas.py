@@ -47,7 +47,7 @@ class SearchOut(BaseModel):
     state: str
     state_reason: str | None
     cancel_requested: bool
-    requested_action: str | None  # "pause" or "stop" while the running trials finish
+    requested_action: str | None  # "pause" or "stop" while the running trials pause or finish
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -246,7 +246,8 @@ def change_budget(search_id: str, change: BudgetChange, request: Request) -> Sea
 
 @router.post("/{search_id}/pause", status_code=202, response_model=SearchOut)
 def pause_search(search_id: str, request: Request) -> SearchOut:
-    """Pause: no new trials start, running ones finish, then ``paused``; a queued search pauses at once."""
+    """Pause: no new trials start, running ones pause after their current step, then ``paused``; a
+    queued search pauses at once. Resuming the search resumes its paused trials from their checkpoints."""
     storage = _storage(request)
     return search_out(request, storage.request_pause(owned_search(request, search_id).id))
 

@@ -205,12 +205,17 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
             return row.to_record()
 
     def request_pause(self, search_id: str) -> SearchRecord:
-        """Queued: paused now; running: no new trials, the running ones finish, then ``paused``."""
+        """Queued: paused now; running: no new trials, running ones pause after their step, then paused."""
         return self._apply_verb(
             search_id,
             "pause",
             now={SearchState.QUEUED: (SearchState.PAUSED, "paused by user")},
-            later={SearchState.RUNNING: (SearchState.RUNNING, "pause requested: running trials finish")},
+            later={
+                SearchState.RUNNING: (
+                    SearchState.RUNNING,
+                    "pause requested: running trials pause after their step",
+                )
+            },
             unchanged=(SearchState.PAUSED,),
         )
 

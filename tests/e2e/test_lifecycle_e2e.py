@@ -1,6 +1,7 @@
 """The search lifecycle end to end on the real service and Ray (SQLite; the storage side of every
-verb also runs on PostgreSQL in tests/service): pause, resume and stop let running trials finish,
-and a budget changed while a search runs takes effect."""
+verb also runs on PostgreSQL in tests/service): a pause sets the running trial aside after its
+current step and the resume goes on from its checkpoint, a stop lets running trials finish, and a
+budget changed while a search runs takes effect."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from service_process import running_service, wait_for_search
+from service_process import poll, running_service, wait_for_search
 from test_end_to_end import LONG_SEARCH, TERMINAL, _all_trials
 
 pytestmark = pytest.mark.slow
+EPOCHS = 30  # about 10 s a trial: a pause (read within 2 s) lands mid-trial
 
 
 @pytest.fixture(scope="module")
@@ -21,17 +23,28 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
         yield httpx.Client(base_url=handle.url, timeout=30)
 
 
-def test_pause_resume_and_stop_let_running_trials_finish(service: httpx.Client) -> None:
-    spec = LONG_SEARCH | {"name": "e2e-lifecycle", "fidelity": {"finetune_epochs": 2}}
+def test_pause_sets_the_running_trial_aside_resume_goes_on_from_it_and_stop_lets_trials_finish(
+    service: httpx.Client,
+) -> None:
+    spec = LONG_SEARCH | {"name": "e2e-lifecycle", "fidelity": {"finetune_epochs": EPOCHS}}
     search_id = service.post("/api/v1/searches", json=spec).json()["id"]
-    wait_for_search(
-        service, search_id, lambda s: s["trial_counts"]["running"] + s["trial_counts"]["succeeded"] > 0
+    poll(
+        lambda: any(
+            t["state"] == "running" and t["fidelity"] is not None and t["fidelity"] <= EPOCHS // 4
+            for t in _all_trials(service, search_id)
+        ),
+        timeout_s=300,
+        what="a trial running its first epochs",
     )
     assert service.post(f"/api/v1/searches/{search_id}/pause").status_code == 202
     paused = wait_for_search(service, search_id, lambda s: s["state"] in TERMINAL | {"paused"})
     assert (paused["state"], paused["state_reason"]) == ("paused", "paused by user")
     before = _all_trials(service, search_id)
-    assert before and all(t["state"] == "succeeded" for t in before), "running trials finish, none is cut"
+    [set_aside] = [t for t in before if t["state"] != "succeeded"]
+    assert set_aside["state"] == "paused" and set_aside["fidelity"] < EPOCHS, "paused after its step, not cut"
+    assert set_aside["state_reason"] == (
+        "paused with the search: resumes from its last checkpoint when the search runs again"
+    )
 
     assert service.post(f"/api/v1/searches/{search_id}/resume").json()["state"] == "queued"
     wait_for_search(service, search_id, lambda s: s["progress"]["trials_done"] > len(before))
@@ -40,8 +53,14 @@ def test_pause_resume_and_stop_let_running_trials_finish(service: httpx.Client) 
     assert (final["state"], final["state_reason"]) == ("succeeded", "stopped by user")
     after = _all_trials(service, search_id)
     assert [t["number"] for t in after] == list(range(len(after))), "numbers continue after the resume"
-    assert all(t["state"] == "succeeded" for t in after)
+    assert all(t["state"] == "succeeded" for t in after), "a stop lets running trials finish"
     assert len(after) < spec["budget"]["max_trials"]
+    resumed = service.get(f"/api/v1/searches/{search_id}/trials/{set_aside['number']}").json()
+    assert [r["fidelity"] for r in resumed["reports"]] == list(range(EPOCHS + 1)), "no step run twice"
+    pause, resume = resumed["decisions"]
+    assert (pause["action"], pause["fidelity"]) == ("pause", set_aside["fidelity"])
+    assert pause["reason"].startswith("the search is pausing"), pause
+    assert (resume["action"], resume["fidelity"]) == ("resume", set_aside["fidelity"])
 
 
 def test_budget_changed_while_running_takes_effect(service: httpx.Client) -> None:

@@ -1,7 +1,6 @@
 """The Ray Tune side of the schedulers: our ASHA decides exactly as Ray Tune's ASHAScheduler does, the
-searcher lets paused trials free their worker, trials set aside by an earlier run of the search are
-handed out first and go on from their replayed curves, and a pause of the search resumes no paused
-trial."""
+searcher lets paused trials free their worker, and trials set aside by an earlier run of the search are
+handed out first and go on from their replayed curves."""
 
 from __future__ import annotations
 
@@ -64,10 +63,13 @@ def test_asha_makes_ray_tunes_decisions(max_t: int, grace: int, eta: float) -> N
 
 
 class _Control:
-    def __init__(self, max_parallel: int, max_trials: int = 10) -> None:
+    def __init__(self, max_parallel: int = 1, max_trials: int = 10) -> None:
         self._budget = type("B", (), {"max_trials": max_trials, "max_parallel": max_parallel})()
 
     def winding_down(self) -> bool:
+        return False
+
+    def pausing(self) -> bool:
         return False
 
     def budget(self) -> Any:
@@ -108,7 +110,7 @@ def test_a_resumed_search_replays_its_finished_curves() -> None:
 
     def fresh() -> TuneFidelityScheduler:
         scheduler = AshaScheduler(problem, SchedulerSettings(grace_period=1, reduction_factor=2))
-        return TuneFidelityScheduler(scheduler, lambda n, d: decisions.append((n, d)), max_steps=20)
+        return TuneFidelityScheduler(scheduler, lambda n, d: decisions.append((n, d)), 20, _Control())
 
     stored = [(n, {"lr": 0.01}, [(0.0, {"accuracy": 0.8}), (1.0, {"accuracy": 0.85})]) for n in range(3)]
     resumed, new = fresh(), fresh()
@@ -131,7 +133,7 @@ class _TuneTrial:
 def test_the_last_report_reaches_the_scheduler_and_ends_the_trial() -> None:
     problem = SchedulingProblem(("accuracy",), (Direction.MAXIMIZE,), max_fidelity=1)
     inner = AshaScheduler(problem, SchedulerSettings())
-    scheduler = TuneFidelityScheduler(inner, lambda n, d: None, max_steps=None)
+    scheduler = TuneFidelityScheduler(inner, lambda n, d: None, None, _Control())
     trial = _TuneTrial("0", {"number": 0, "params": {}})
     scheduler.on_trial_add(None, trial)
     for fidelity in (0, 1):
@@ -203,7 +205,7 @@ class _Controller:
 def test_a_resumed_trial_keeps_its_replayed_curve_and_runs_before_paused_ones() -> None:
     problem = SchedulingProblem(("accuracy",), (Direction.MAXIMIZE,), max_fidelity=3)
     inner = AshaScheduler(problem, SchedulerSettings(grace_period=1, reduction_factor=2))
-    scheduler = TuneFidelityScheduler(inner, lambda n, d: None, max_steps=20)
+    scheduler = TuneFidelityScheduler(inner, lambda n, d: None, 20, _Control())
     finished = [(0, {"lr": 0.01}, [(0.0, {"accuracy": 0.9}), (1.0, {"accuracy": 0.95})])]
     scheduler.replay(finished, [_set_aside(2)])
     assert scheduler.steps == 4
@@ -213,22 +215,3 @@ def test_a_resumed_trial_keeps_its_replayed_curve_and_runs_before_paused_ones() 
     assert set(inner.trials[2].costs) == {0, 1}  # not reset by Tune adding it
     paused = _RunTrial("t5", {"number": 5, "params": {"lr": 0.06}}, "PAUSED")
     assert scheduler.choose_trial_to_run(_Controller([paused, resumed])) is resumed
-
-
-def test_winding_down_resumes_no_paused_trial_and_ends_the_run_once_none_runs() -> None:
-    problem = SchedulingProblem(("accuracy",), (Direction.MAXIMIZE,), max_fidelity=3)
-    winding = {"down": False}
-    scheduler = TuneFidelityScheduler(
-        AshaScheduler(problem, SchedulerSettings()),
-        lambda n, d: None,
-        max_steps=None,
-        winding_down=lambda: winding["down"],
-    )
-    paused = _RunTrial("t1", {"number": 1, "params": {}}, "PAUSED")
-    running = _RunTrial("t2", {"number": 2, "params": {}}, "RUNNING")
-    winding["down"] = True
-    assert scheduler.choose_trial_to_run(_Controller([paused, running])) is None
-    assert not scheduler.wound_down  # trial 2 still runs its step
-    running.status = "TERMINATED"
-    assert scheduler.choose_trial_to_run(_Controller([paused, running])) is None
-    assert scheduler.wound_down  # only a paused trial is left: the run may end, leaving it paused

@@ -102,7 +102,11 @@ function renderHeader(search) {
   let reason = search.state_reason || "";
   const requested = search.requested_action ? `${search.requested_action} requested` : "";
   if (requested && !TERMINAL_SEARCH_STATES.has(search.state) && !reason.includes(requested)) {
-    reason = `${reason}${reason ? " · " : ""}${requested}: running trials finish first`;
+    const waiting =
+      search.requested_action === "pause"
+        ? "running trials pause after their step"
+        : "running trials finish first";
+    reason = `${reason}${reason ? " · " : ""}${requested}: ${waiting}`;
   }
   $("state-reason").textContent = reason;
   const failed = $("failed-reason");
