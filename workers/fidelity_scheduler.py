@@ -114,8 +114,9 @@ class TuneFidelityScheduler(PausingScheduler):
         self.scheduler.end_trial(trial_number(trial))
 
     def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
-        """Resume a paused trial or start the first pending one, as the scheduler decides (idempotent:
-        the same situation gives the same answer, and its decision is recorded once)."""
+        """Resume a paused trial or start the first pending one, as the scheduler decides (Tune asks
+        repeatedly: the same situation, i.e. the same trials waiting and no report since, gives the
+        same answer, and its decision is recorded once)."""
         if self.winding_down(tune_controller):  # paused trials stay paused; the run ends once none runs
             return None
         if (held := self.held_trial(tune_controller)) is not None:
@@ -135,7 +136,8 @@ class TuneFidelityScheduler(PausingScheduler):
                 self.scheduler.end_trial(number)
                 tune_controller.stop_trial(trial)
             return None
-        situation = (pending.trial_id if pending is not None else None, tuple(sorted(paused)))
+        # the same trials waiting after a new report is a new situation: the scheduler decides again
+        situation = (pending.trial_id if pending is not None else None, tuple(sorted(paused)), self.steps)
         if self._choice is None or self._choice[0] != situation:
             config = pending.config["params"] if pending is not None else None
             self._choice = (situation, self.scheduler.next_step(sorted(paused), config))

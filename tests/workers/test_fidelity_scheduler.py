@@ -4,6 +4,7 @@ handed out first and go on from their replayed curves."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from search_spaces.params import Float, ParamSpace
 from supernas.objectives import Direction
 from surrogates.random_search import RandomStrategy
 from surrogates.schedulers.asha import AshaScheduler
-from surrogates.schedulers.base import Action, SchedulerSettings, SchedulingProblem
+from surrogates.schedulers.base import Action, Decision, SchedulerSettings, SchedulingProblem
 from surrogates.strategy import SearchProblem
 from workers.fidelity_scheduler import TuneFidelityScheduler
 from workers.searcher import StrategySearcher
@@ -215,3 +216,40 @@ def test_a_resumed_trial_keeps_its_replayed_curve_and_runs_before_paused_ones() 
     assert set(inner.trials[2].costs) == {0, 1}  # not reset by Tune adding it
     paused = _RunTrial("t5", {"number": 5, "params": {"lr": 0.06}}, "PAUSED")
     assert scheduler.choose_trial_to_run(_Controller([paused, resumed])) is resumed
+
+
+class _ResumeFirst(AshaScheduler):
+    """Pauses every trial after each report and resumes the first paused one; counts its choices."""
+
+    def __init__(self, problem: SchedulingProblem) -> None:
+        super().__init__(problem, SchedulerSettings())
+        self.choices = 0
+
+    def on_report(self, trial: int, fidelity: int, costs: np.ndarray) -> Decision:
+        return Decision(Action.PAUSE, trial, fidelity, "step done")
+
+    def next_step(self, paused: Sequence[int], new_config: dict[str, Any] | None) -> Decision | None:
+        self.choices += 1
+        return Decision(Action.RESUME, paused[0], self.trials[paused[0]].fidelity, "first paused")
+
+
+def test_the_same_trials_waiting_after_a_new_report_is_a_new_decision() -> None:
+    problem = SchedulingProblem(("accuracy",), (Direction.MAXIMIZE,), max_fidelity=5)
+    inner = _ResumeFirst(problem)
+    decisions: list[tuple[int, dict[str, Any]]] = []
+    scheduler = TuneFidelityScheduler(inner, lambda n, d: decisions.append((n, d)), None, _Control())
+    trial = _RunTrial("t1", {"number": 1, "params": {}}, "RUNNING")
+    scheduler.on_trial_add(None, trial)  # type: ignore[arg-type]
+    for fidelity in (0, 1):
+        assert scheduler.on_trial_result(None, trial, {"fidelity": fidelity, "accuracy": 0.5}) == "PAUSE"  # type: ignore[arg-type]
+        trial.status = "PAUSED"
+        for _ in range(3):  # Tune asks again while nothing changed: one decision, recorded once
+            assert scheduler.choose_trial_to_run(_Controller([trial])) is trial
+        trial.status = "RUNNING"
+    assert inner.choices == 2
+    assert [(d["action"], d["fidelity"]) for _, d in decisions] == [
+        ("pause", 0),
+        ("resume", 0),
+        ("pause", 1),
+        ("resume", 1),
+    ]
