@@ -246,7 +246,6 @@ def _evaluate(
         scheduler_done=fidelity_scheduler.budget_spent if fidelity_scheduler is not None else None,
         seed=spec.seed,
     )
-
     job_params = {
         "spec": job.spec,
         "search_id": job.search_id,

@@ -8,10 +8,10 @@ continues with the next epoch) and starting the next new trial. Each decision bu
 handed to ``on_decision`` (the service stores it with the trial). Once ``max_steps`` reports were
 made, paused and pending trials are stopped and none is resumed or started. A requested pause or
 stop of the search is handled as by every search's scheduler (``workers.pausing_scheduler``): a
-pause pauses a trial the scheduler would let go on. A search resumed after
-a crash, a shutdown or a pause first replays the stored learning curves of its finished trials and
-of those it resumes from their checkpoints (``replay``), so that its rungs, its curve model and its
-step budget go on from where they were.
+pause pauses a trial the scheduler would let go on. A search resumed after a crash, a shutdown or a
+pause first replays the stored learning curves of its finished trials and of those it resumes from
+their checkpoints (``replay``), so that its rungs, its curve model and its step budget go on from
+where they were.
 """
 
 from __future__ import annotations
