@@ -237,7 +237,6 @@ def _evaluate(
         metric=metric,
         mode=mode,
         on_suggest=listener.trial_created,
-        on_resume=listener.trial_decided,
         control=control,
         spent_before=job.spent_before,
         resumed=job.resumed,

@@ -124,8 +124,9 @@ class TuneFidelityScheduler(PausingScheduler):
         trials = tune_controller.get_trials()
         pending = next((t for t in trials if t.status == Trial.PENDING), None)
         paused = {trial_number(t): t for t in trials if t.status == Trial.PAUSED}
-        if pending is not None and pending.config.get("resume") and not self.budget_spent():
-            return pending  # set aside when the last run stopped: it goes on first (its resume is recorded)
+        set_aside = pending if pending is not None and pending.config.get("resume") else None
+        if set_aside is not None and not self.scheduler.pauses and not self.budget_spent():
+            return self.resuming(set_aside)  # set aside when the last run stopped: it goes on first
         if self.budget_spent():  # nothing runs again: paused and pending trials stop
             waiting = {**paused, **({trial_number(pending): pending} if pending is not None else {})}
             for number, trial in waiting.items():
@@ -136,11 +137,13 @@ class TuneFidelityScheduler(PausingScheduler):
                 self.scheduler.end_trial(number)
                 tune_controller.stop_trial(trial)
             return None
+        if set_aside is not None:  # a scheduler that pauses ranks it with its paused trials
+            paused[trial_number(set_aside)] = set_aside
+        new_config = pending.config["params"] if pending is not None and set_aside is None else None
         # the same trials waiting after a new report is a new situation: the scheduler decides again
         situation = (pending.trial_id if pending is not None else None, tuple(sorted(paused)), self.steps)
         if self._choice is None or self._choice[0] != situation:
-            config = pending.config["params"] if pending is not None else None
-            self._choice = (situation, self.scheduler.next_step(sorted(paused), config))
+            self._choice = (situation, self.scheduler.next_step(sorted(paused), new_config))
         decision = self._choice[1]
         if decision is None:
             return None

@@ -30,11 +30,10 @@ from workers.trial_checkpoints import ResumedTrial
 from workers.trial_outcome import observed_metrics, observed_state
 
 OnSuggest = Callable[[int, dict[str, Any], dict[str, Any]], None]
-OnResume = Callable[[int, dict[str, Any]], None]  # a trial's number and the resume decision's record
 
 
 class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
-    _live_attributes = ("_on_suggest", "_on_resume", "_control")
+    _live_attributes = ("_on_suggest", "_control")
 
     def __init__(
         self,
@@ -48,7 +47,6 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
         control: SearchControl,
         spent_before: int = 0,
         resumed: Sequence[ResumedTrial] = (),
-        on_resume: OnResume | None = None,
         proposer: FidelityScheduler | None = None,
         paused_trial_ids: Callable[[], set[str]] | None = None,
         scheduler_done: Callable[[], bool] | None = None,
@@ -63,7 +61,6 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
         self._control = control
         self._spent_before = spent_before  # trials of earlier runs that used budget
         self._resumed = list(resumed)  # handed out before any new trial
-        self._on_resume = on_resume or (lambda number, decision: None)
         self._created = 0
         self.failed = 0  # trials of this run that raised an error
         self._pending: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -94,11 +91,10 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
         return {"number": number, "params": config}
 
     def _resume(self, trial_id: str, trial: ResumedTrial) -> dict[str, Any]:
-        """A trial set aside when an earlier run stopped, under its own number, from its checkpoint."""
+        """A trial set aside when an earlier run stopped, under its own number, from its checkpoint
+        (the scheduler records the resume when the trial starts)."""
         self._pending[trial_id] = (trial.number, trial.config)
-        reason = f"the search runs again: resumes from its checkpoint of fidelity step {trial.fidelity}"
-        self._on_resume(trial.number, {"action": "resume", "fidelity": trial.fidelity, "reason": reason})
-        resume = {"checkpoint": trial.checkpoint, "last_step": trial.last_step}
+        resume = {"checkpoint": trial.checkpoint, "fidelity": trial.fidelity, "last_step": trial.last_step}
         return {"number": trial.number, "params": trial.config, "resume": resume}
 
     def _suggest(self, number: int) -> tuple[dict[str, Any], dict[str, Any]]:

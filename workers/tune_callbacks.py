@@ -103,7 +103,9 @@ class ListenerCallback(DropsLiveHooksWhenPickled, Callback):
         elif (reason := self._stop_reason()) is not None:
             self._listener.trial_finished(number, TrialState.CANCELED, reason, None, None)
         else:
-            reason = f"stopped by the scheduler at fidelity {last.get('fidelity')} of {self._max_fidelity}"
+            resume = trial.config.get("resume") or {}  # stopped before it went on: where it stood
+            fidelity = last.get("fidelity", resume.get("fidelity"))
+            reason = f"stopped by the scheduler at fidelity {fidelity} of {self._max_fidelity}"
             self._listener.trial_finished(number, TrialState.PRUNED, reason, None, None)
 
     def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:

@@ -156,31 +156,19 @@ def _set_aside(number: int) -> ResumedTrial:
 
 
 def test_trials_set_aside_by_an_earlier_run_are_handed_out_first_within_the_budget() -> None:
-    resumes: list[tuple[int, dict[str, Any]]] = []
     searcher = _searcher(
         max_parallel=1,
         first_number=6,
         max_trials=3,  # with 1 used by earlier runs (spent_before): two more trials
         spent_before=1,
         resumed=[_set_aside(2), _set_aside(4)],
-        on_resume=lambda number, decision: resumes.append((number, decision)),
     )
     first = searcher.suggest("a")
     assert first == {
         "number": 2,
         "params": {"lr": 0.03},
-        "resume": {"checkpoint": "/runs/ckpt-2", "last_step": 2},
+        "resume": {"checkpoint": "/runs/ckpt-2", "fidelity": 1, "last_step": 2},
     }
-    assert resumes == [
-        (
-            2,
-            {
-                "action": "resume",
-                "fidelity": 1,
-                "reason": "the search runs again: resumes from its checkpoint of fidelity step 1",
-            },
-        )
-    ]
     assert searcher.suggest("b") is None  # it holds the one worker
     searcher.on_trial_complete("a", {"fidelity": 3, "accuracy": 0.9})
     assert searcher.suggest("b")["number"] == 4
@@ -203,19 +191,71 @@ class _Controller:
         return self.trials
 
 
+RESUME_FROM_1 = {"checkpoint": "/runs/ckpt-2", "fidelity": 1, "last_step": 2}
+
+
 def test_a_resumed_trial_keeps_its_replayed_curve_and_runs_before_paused_ones() -> None:
     problem = SchedulingProblem(("accuracy",), (Direction.MAXIMIZE,), max_fidelity=3)
     inner = AshaScheduler(problem, SchedulerSettings(grace_period=1, reduction_factor=2))
-    scheduler = TuneFidelityScheduler(inner, lambda n, d: None, 20, _Control())
+    decisions: list[tuple[int, dict[str, Any]]] = []
+    scheduler = TuneFidelityScheduler(inner, lambda n, d: decisions.append((n, d)), 20, _Control())
     finished = [(0, {"lr": 0.01}, [(0.0, {"accuracy": 0.9}), (1.0, {"accuracy": 0.95})])]
     scheduler.replay(finished, [_set_aside(2)])
     assert scheduler.steps == 4
     assert 0 in inner.ended and 2 not in inner.ended  # the resumed trial goes on in this run
-    resumed = _RunTrial("t2", {"number": 2, "params": {"lr": 0.03}, "resume": {}}, "PENDING")
+    resumed = _RunTrial("t2", {"number": 2, "params": {"lr": 0.03}, "resume": RESUME_FROM_1}, "PENDING")
     scheduler.on_trial_add(None, resumed)  # type: ignore[arg-type]
     assert set(inner.trials[2].costs) == {0, 1}  # not reset by Tune adding it
     paused = _RunTrial("t5", {"number": 5, "params": {"lr": 0.06}}, "PAUSED")
-    assert scheduler.choose_trial_to_run(_Controller([paused, resumed])) is resumed
+    for _ in range(2):  # Tune may ask again before the trial started: its resume is recorded once
+        assert scheduler.choose_trial_to_run(_Controller([paused, resumed])) is resumed
+    assert decisions == [
+        (
+            2,
+            {
+                "action": "resume",
+                "fidelity": 1,
+                "reason": "the search runs again: resumes from its checkpoint of fidelity step 1",
+            },
+        )
+    ]
+
+
+class _ResumeLast(AshaScheduler):
+    """A scheduler that pauses trials and resumes the paused trial with the highest number."""
+
+    pauses = True
+
+    def next_step(self, paused: Sequence[int], new_config: dict[str, Any] | None) -> Decision | None:
+        assert new_config is None  # the set-aside trial holds the pending slot: no new config
+        return Decision(Action.RESUME, max(paused), self.trials[max(paused)].fidelity, "highest number")
+
+
+@pytest.mark.parametrize(
+    ("set_aside_number", "resumed_first", "at_fidelity"),
+    [(2, 5, 0), (7, 7, 1)],  # trial 5 paused at fidelity 0 is ranked above set-aside 2, below 7
+)
+def test_a_scheduler_that_pauses_ranks_a_set_aside_trial_with_its_paused_ones(
+    set_aside_number: int, resumed_first: int, at_fidelity: int
+) -> None:
+    problem = SchedulingProblem(("accuracy",), (Direction.MAXIMIZE,), max_fidelity=3)
+    inner = _ResumeLast(problem, SchedulerSettings())
+    decisions: list[tuple[int, dict[str, Any]]] = []
+    scheduler = TuneFidelityScheduler(inner, lambda n, d: decisions.append((n, d)), 20, _Control())
+    scheduler.replay([], [_set_aside(set_aside_number)])
+    set_aside = _RunTrial(
+        f"t{set_aside_number}",
+        {"number": set_aside_number, "params": {}, "resume": RESUME_FROM_1},
+        "PENDING",
+    )
+    paused = _RunTrial("t5", {"number": 5, "params": {"lr": 0.06}}, "PAUSED")
+    for trial in (set_aside, paused):
+        scheduler.on_trial_add(None, trial)  # type: ignore[arg-type]
+    scheduler.on_trial_result(None, paused, {"fidelity": 0, "accuracy": 0.5})  # type: ignore[arg-type]
+    chosen = scheduler.choose_trial_to_run(_Controller([paused, set_aside]))
+    assert chosen is not None and chosen.config["number"] == resumed_first
+    resume = {"action": "resume", "fidelity": at_fidelity, "reason": "highest number"}
+    assert decisions[-1] == (resumed_first, resume)
 
 
 class _ResumeFirst(AshaScheduler):
