@@ -47,7 +47,7 @@ class TuneFidelityScheduler(PausingScheduler):
         self.steps = 0  # reports made in this run
         self._paused: set[str] = set()  # Tune ids of the trials paused by a decision
         self._choice: tuple[tuple[Any, ...], Decision | None] | None = None  # (situation, decision)
-        self._announced: set[tuple[Any, ...]] = set()
+        self._announced: set[tuple[str, int | None]] = set()  # (Tune id, fidelity) of recorded choices
 
     def replay(self, curves: Sequence[StoredCurve], resumed: Sequence[ResumedTrial] = ()) -> None:
         """Feed the scheduler the reports of trials that ended in earlier runs of the search (their
@@ -114,22 +114,24 @@ class TuneFidelityScheduler(PausingScheduler):
         self.scheduler.end_trial(trial_number(trial))
 
     def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
-        """Resume a paused trial or start the first pending one, as the scheduler decides (Tune asks
-        repeatedly: the same situation, i.e. the same trials waiting and no report since, gives the
-        same answer, and its decision is recorded once)."""
+        """Resume a paused trial or start the first pending one, as the scheduler decides. Tune asks
+        repeatedly: the same situation (the same trials waiting, no report since) gives the same
+        answer, and a choice is recorded once however often it is made again."""
         if self.winding_down(tune_controller):  # paused trials stay paused; the run ends once none runs
             return None
         if (held := self.held_trial(tune_controller)) is not None:
             return held
         trials = tune_controller.get_trials()
-        pending = next((t for t in trials if t.status == Trial.PENDING), None)
+        waiting = [t for t in trials if t.status == Trial.PENDING]
+        set_aside = next((t for t in waiting if t.config.get("resume")), None)
+        # the first new trial (Tune also shows a paused trial it is resuming as pending: it reported)
+        pending = next((t for t in waiting if not t.config.get("resume") and not self._reported(t)), None)
         paused = {trial_number(t): t for t in trials if t.status == Trial.PAUSED}
-        set_aside = pending if pending is not None and pending.config.get("resume") else None
         if set_aside is not None and not self.scheduler.pauses and not self.budget_spent():
             return self.resuming(set_aside)  # set aside when the last run stopped: it goes on first
         if self.budget_spent():  # nothing runs again: paused and pending trials stop
-            waiting = {**paused, **({trial_number(pending): pending} if pending is not None else {})}
-            for number, trial in waiting.items():
+            stopped = {**paused, **{trial_number(t): t for t in waiting}}
+            for number, trial in stopped.items():
                 self._tell(
                     number,
                     Decision(Action.STOP, number, self.scheduler.trials[number].fidelity, BUDGET_SPENT),
@@ -139,7 +141,7 @@ class TuneFidelityScheduler(PausingScheduler):
             return None
         if set_aside is not None:  # a scheduler that pauses ranks it with its paused trials
             paused[trial_number(set_aside)] = set_aside
-        new_config = pending.config["params"] if pending is not None and set_aside is None else None
+        new_config = pending.config["params"] if pending is not None else None
         # the same trials waiting after a new report is a new situation: the scheduler decides again
         situation = (pending.trial_id if pending is not None else None, tuple(sorted(paused)), self.steps)
         if self._choice is None or self._choice[0] != situation:
@@ -150,13 +152,20 @@ class TuneFidelityScheduler(PausingScheduler):
         chosen = paused[decision.trial] if decision.action is Action.RESUME else pending
         if chosen is None:
             return None
-        if situation not in self._announced and (
+        # a chosen trial may wait for a worker (still paused or pending) while others report: it is
+        # announced once per start, and per resume from a given fidelity
+        announcement = (chosen.trial_id, decision.fidelity)
+        if announcement not in self._announced and (
             decision.action is Action.RESUME or decision.predicted is not None
         ):
-            self._announced.add(situation)
+            self._announced.add(announcement)
             self._tell(trial_number(chosen), decision)
         self._paused.discard(chosen.trial_id)
         return chosen
+
+    def _reported(self, trial: Trial) -> bool:
+        curve = self.scheduler.trials.get(trial_number(trial))
+        return curve is not None and bool(curve.costs)
 
     def debug_string(self) -> str:
         return f"supernas {self.scheduler.name} scheduler ({self.steps} reports)"

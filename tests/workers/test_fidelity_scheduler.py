@@ -16,7 +16,7 @@ from search_spaces.params import Float, ParamSpace
 from supernas.objectives import Direction
 from surrogates.random_search import RandomStrategy
 from surrogates.schedulers.asha import AshaScheduler
-from surrogates.schedulers.base import Action, Decision, SchedulerSettings, SchedulingProblem
+from surrogates.schedulers.base import Action, Decision, Prediction, SchedulerSettings, SchedulingProblem
 from surrogates.strategy import SearchProblem
 from workers.fidelity_scheduler import TuneFidelityScheduler
 from workers.searcher import StrategySearcher
@@ -227,7 +227,6 @@ class _ResumeLast(AshaScheduler):
     pauses = True
 
     def next_step(self, paused: Sequence[int], new_config: dict[str, Any] | None) -> Decision | None:
-        assert new_config is None  # the set-aside trial holds the pending slot: no new config
         return Decision(Action.RESUME, max(paused), self.trials[max(paused)].fidelity, "highest number")
 
 
@@ -259,7 +258,8 @@ def test_a_scheduler_that_pauses_ranks_a_set_aside_trial_with_its_paused_ones(
 
 
 class _ResumeFirst(AshaScheduler):
-    """Pauses every trial after each report and resumes the first paused one; counts its choices."""
+    """Pauses every trial after each report and resumes the first paused one, else starts the new
+    config; counts its choices."""
 
     def __init__(self, problem: SchedulingProblem) -> None:
         super().__init__(problem, SchedulerSettings())
@@ -270,6 +270,9 @@ class _ResumeFirst(AshaScheduler):
 
     def next_step(self, paused: Sequence[int], new_config: dict[str, Any] | None) -> Decision | None:
         self.choices += 1
+        if not paused:  # a new config, with what it is predicted to reach
+            prediction = Prediction(5, 0.9, 0.1)
+            return None if new_config is None else Decision(Action.START, None, None, "new", None, prediction)
         return Decision(Action.RESUME, paused[0], self.trials[paused[0]].fidelity, "first paused")
 
 
@@ -293,3 +296,36 @@ def test_the_same_trials_waiting_after_a_new_report_is_a_new_decision() -> None:
         ("pause", 1),
         ("resume", 1),
     ]
+
+
+def test_a_chosen_trial_waiting_for_a_worker_is_announced_once_while_others_report() -> None:
+    problem = SchedulingProblem(("accuracy",), (Direction.MAXIMIZE,), max_fidelity=5)
+    inner = _ResumeFirst(problem)
+    decisions: list[tuple[int, dict[str, Any]]] = []
+    scheduler = TuneFidelityScheduler(inner, lambda n, d: decisions.append((n, d)), None, _Control())
+    waiting = _RunTrial("t1", {"number": 1, "params": {}}, "RUNNING")
+    other = _RunTrial("t2", {"number": 2, "params": {}}, "RUNNING")
+    for trial in (waiting, other):
+        scheduler.on_trial_add(None, trial)  # type: ignore[arg-type]
+    scheduler.on_trial_result(None, waiting, {"fidelity": 0, "accuracy": 0.5})  # type: ignore[arg-type]
+    waiting.status = "PAUSED"  # chosen, but Tune has no worker for it yet: it stays paused
+    for fidelity in (0, 1, 2):  # trial 2 reports meanwhile (and is resumed at once each time)
+        assert scheduler.choose_trial_to_run(_Controller([waiting])) is waiting
+        scheduler.on_trial_result(None, other, {"fidelity": fidelity, "accuracy": 0.5})  # type: ignore[arg-type]
+    assert inner.choices == 3  # decided again after each report
+    resumes = [(n, d["fidelity"]) for n, d in decisions if d["action"] == "resume"]
+    assert resumes == [(1, 0)]  # but recorded once
+
+
+def test_a_paused_trial_that_tune_shows_pending_while_it_resumes_is_not_a_new_config() -> None:
+    problem = SchedulingProblem(("accuracy",), (Direction.MAXIMIZE,), max_fidelity=5)
+    inner = _ResumeFirst(problem)
+    decisions: list[tuple[int, dict[str, Any]]] = []
+    scheduler = TuneFidelityScheduler(inner, lambda n, d: decisions.append((n, d)), None, _Control())
+    resuming = _RunTrial("t1", {"number": 1, "params": {}}, "RUNNING")
+    scheduler.on_trial_add(None, resuming)  # type: ignore[arg-type]
+    result = {"fidelity": 0, "accuracy": 0.5}
+    scheduler.on_trial_result(None, resuming, result)  # type: ignore[arg-type]
+    resuming.status = "PENDING"  # chosen to resume: Tune starts it
+    assert scheduler.choose_trial_to_run(_Controller([resuming])) is None  # nothing else to run
+    assert [d["action"] for _, d in decisions] == ["pause"]  # no "start" recorded on it
