@@ -51,9 +51,7 @@ class PausingScheduler(DropsLiveHooksWhenPickled, FIFOScheduler):
         if last or not self._control.pausing():
             return False
         self._held.add(trial.trial_id)
-        self._on_decision(
-            trial_number(trial), {"action": "pause", "fidelity": int(result["fidelity"]), "reason": PAUSING}
-        )
+        self._record(trial, "pause", int(result["fidelity"]), PAUSING)
         return True
 
     def winding_down(self, tune_controller: Any) -> bool:
@@ -72,10 +70,7 @@ class PausingScheduler(DropsLiveHooksWhenPickled, FIFOScheduler):
         if trial.trial_id not in self._resumed:  # Tune may ask again before the trial has started
             self._resumed.add(trial.trial_id)
             fidelity = trial.config["resume"]["fidelity"]
-            self._on_decision(
-                trial_number(trial),
-                {"action": "resume", "fidelity": fidelity, "reason": resumes_from(fidelity)},
-            )
+            self._record(trial, "resume", fidelity, resumes_from(fidelity))
         return trial
 
     def held_trial(self, tune_controller: Any) -> Trial | None:
@@ -83,12 +78,12 @@ class PausingScheduler(DropsLiveHooksWhenPickled, FIFOScheduler):
         for trial in tune_controller.get_trials():
             if trial.trial_id in self._held and trial.status == Trial.PAUSED:
                 self._held.discard(trial.trial_id)
-                fidelity = (trial.last_result or {}).get("fidelity")
-                self._on_decision(
-                    trial_number(trial), {"action": "resume", "fidelity": fidelity, "reason": PAUSE_WITHDRAWN}
-                )
+                self._record(trial, "resume", (trial.last_result or {}).get("fidelity"), PAUSE_WITHDRAWN)
                 return trial
         return None
+
+    def _record(self, trial: Trial, action: str, fidelity: int | None, reason: str) -> None:
+        self._on_decision(trial_number(trial), {"action": action, "fidelity": fidelity, "reason": reason})
 
     # --- Tune's hooks ----------------------------------------------------------------------------
 

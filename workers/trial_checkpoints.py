@@ -45,25 +45,20 @@ class ResumedTrial:
     checkpoint: str
 
 
-def find_checkpoint(
-    artifacts_root: str | Path, search_id: str, attempt: int, number: int, fidelity: int
-) -> Path | None:
-    """The checkpoint of trial ``number`` after fidelity step ``fidelity``, kept by one of the runs
-    before ``attempt`` (the latest first); None if no run kept it."""
-    for earlier in range(attempt - 1, 0, -1):
+def kept_checkpoints(artifacts_root: str | Path, search_id: str, attempt: int) -> dict[tuple[int, int], Path]:
+    """Every checkpoint the runs before ``attempt`` kept, by (trial number, fidelity step); where
+    two runs kept one for the same step, the later run's."""
+    kept: dict[tuple[int, int], Path] = {}
+    for earlier in range(1, attempt):
         run = runs_root(artifacts_root) / run_name(search_id, earlier)
         for info_path in sorted(run.glob(f"*/checkpoint_*/{CHECKPOINT_INFO}")):
             try:
                 info = json.loads(info_path.read_text())
             except (OSError, ValueError):  # cut short by a crash while Tune copied it
                 continue
-            if (
-                info.get("number") == number
-                and info.get("fidelity") == fidelity
-                and (info_path.parent / CHECKPOINT_FILE).is_file()
-            ):
-                return info_path.parent
-    return None
+            if (info_path.parent / CHECKPOINT_FILE).is_file():
+                kept[(info.get("number"), info.get("fidelity"))] = info_path.parent
+    return kept
 
 
 def resumable_trials(
@@ -73,12 +68,13 @@ def resumable_trials(
     last reported step was found, and why each other one cannot resume."""
     resumed: list[ResumedTrial] = []
     missing: dict[int, str] = {}
+    kept = kept_checkpoints(artifacts_root, search_id, attempt) if set_aside else {}
     for trial in set_aside:
         if not trial.reports or trial.fidelity is None:
             missing[trial.number] = "worker lost: it reported no step to resume from"
             continue
         fidelity = int(trial.fidelity)
-        checkpoint = find_checkpoint(artifacts_root, search_id, attempt, trial.number, fidelity)
+        checkpoint = kept.get((trial.number, fidelity))
         if checkpoint is None:
             missing[trial.number] = f"worker lost: no checkpoint of its fidelity step {fidelity} was kept"
             continue

@@ -336,8 +336,8 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
                     row.state, row.state_reason = SearchState.QUEUED.value, "requeued after service restart"
                     requeued.append(row.id)
                 row.requested_action = None
-                if row.finished_at is None:
-                    set_aside_unfinished_trials(s, row.id, _LOST_IN_RESTART, TrialState.LOST)
-                else:
+                if SearchState(row.state).is_terminal:
                     end_unfinished_trials(s, row.id, TrialState.LOST, _LOST_IN_RESTART)
+                else:  # it runs again: its trials that reported resume from their checkpoints
+                    set_aside_unfinished_trials(s, row.id, _LOST_IN_RESTART, TrialState.LOST)
         return requeued

@@ -276,11 +276,17 @@ class _ResumeFirst(AshaScheduler):
         return Decision(Action.RESUME, paused[0], self.trials[paused[0]].fidelity, "first paused")
 
 
-def test_the_same_trials_waiting_after_a_new_report_is_a_new_decision() -> None:
-    problem = SchedulingProblem(("accuracy",), (Direction.MAXIMIZE,), max_fidelity=5)
-    inner = _ResumeFirst(problem)
+def _resume_first() -> tuple[TuneFidelityScheduler, _ResumeFirst, list[tuple[int, dict[str, Any]]]]:
+    """A Tune scheduler over ``_ResumeFirst`` (5 fidelity steps), its inner scheduler and the
+    decisions it records."""
+    inner = _ResumeFirst(SchedulingProblem(("accuracy",), (Direction.MAXIMIZE,), max_fidelity=5))
     decisions: list[tuple[int, dict[str, Any]]] = []
     scheduler = TuneFidelityScheduler(inner, lambda n, d: decisions.append((n, d)), None, _Control())
+    return scheduler, inner, decisions
+
+
+def test_the_same_trials_waiting_after_a_new_report_is_a_new_decision() -> None:
+    scheduler, inner, decisions = _resume_first()
     trial = _RunTrial("t1", {"number": 1, "params": {}}, "RUNNING")
     scheduler.on_trial_add(None, trial)  # type: ignore[arg-type]
     for fidelity in (0, 1):
@@ -299,10 +305,7 @@ def test_the_same_trials_waiting_after_a_new_report_is_a_new_decision() -> None:
 
 
 def test_a_chosen_trial_waiting_for_a_worker_is_announced_once_while_others_report() -> None:
-    problem = SchedulingProblem(("accuracy",), (Direction.MAXIMIZE,), max_fidelity=5)
-    inner = _ResumeFirst(problem)
-    decisions: list[tuple[int, dict[str, Any]]] = []
-    scheduler = TuneFidelityScheduler(inner, lambda n, d: decisions.append((n, d)), None, _Control())
+    scheduler, inner, decisions = _resume_first()
     waiting = _RunTrial("t1", {"number": 1, "params": {}}, "RUNNING")
     other = _RunTrial("t2", {"number": 2, "params": {}}, "RUNNING")
     for trial in (waiting, other):
@@ -318,10 +321,7 @@ def test_a_chosen_trial_waiting_for_a_worker_is_announced_once_while_others_repo
 
 
 def test_a_paused_trial_that_tune_shows_pending_while_it_resumes_is_not_a_new_config() -> None:
-    problem = SchedulingProblem(("accuracy",), (Direction.MAXIMIZE,), max_fidelity=5)
-    inner = _ResumeFirst(problem)
-    decisions: list[tuple[int, dict[str, Any]]] = []
-    scheduler = TuneFidelityScheduler(inner, lambda n, d: decisions.append((n, d)), None, _Control())
+    scheduler, _, decisions = _resume_first()
     resuming = _RunTrial("t1", {"number": 1, "params": {}}, "RUNNING")
     scheduler.on_trial_add(None, resuming)  # type: ignore[arg-type]
     result = {"fidelity": 0, "accuracy": 0.5}
