@@ -127,8 +127,8 @@ class TuneFidelityScheduler(PausingScheduler):
         # the first new trial (Tune also shows a paused trial it is resuming as pending: it reported)
         pending = next((t for t in waiting if not t.config.get("resume") and not self._reported(t)), None)
         paused = {trial_number(t): t for t in trials if t.status == Trial.PAUSED}
-        if set_aside is not None and not self.scheduler.pauses and not self.budget_spent():
-            return self.resuming(set_aside)  # set aside when the last run stopped: it goes on first
+        if set_aside is not None and not self.budget_spent():  # Tune starts pending trials anyway
+            return set_aside  # set aside when the last run stopped: it goes on first
         if self.budget_spent():  # nothing runs again: paused and pending trials stop
             stopped = {**paused, **{trial_number(t): t for t in waiting}}
             for number, trial in stopped.items():
@@ -139,8 +139,6 @@ class TuneFidelityScheduler(PausingScheduler):
                 self.scheduler.end_trial(number)
                 tune_controller.stop_trial(trial)
             return None
-        if set_aside is not None:  # a scheduler that pauses ranks it with its paused trials
-            paused[trial_number(set_aside)] = set_aside
         new_config = pending.config["params"] if pending is not None else None
         # the same trials waiting after a new report is a new situation: the scheduler decides again
         situation = (pending.trial_id if pending is not None else None, tuple(sorted(paused)), self.steps)

@@ -4,8 +4,7 @@ Once a pause or stop is requested, no paused trial is resumed, and when no trial
 run may end (``wound_down``) with the paused trials left as they are: the service then sets them
 aside for the search's next run (a pause) or cancels them (a stop). Under a pause, a running trial
 also pauses after the step it is on, keeping that step's checkpoint, instead of running to its
-last step. If the pause is withdrawn while the run still goes on, those trials resume first. A
-trial set aside by an earlier run of the search has its resume recorded when it starts.
+last step. If the pause is withdrawn while the run still goes on, those trials resume first.
 """
 
 from __future__ import annotations
@@ -24,10 +23,6 @@ PAUSING = "the search is pausing: resumes from this step's checkpoint when the s
 PAUSE_WITHDRAWN = "the search's pause was withdrawn"
 
 
-def resumes_from(fidelity: int) -> str:
-    return f"the search runs again: resumes from its checkpoint of fidelity step {fidelity}"
-
-
 def trial_number(trial: Trial) -> int:
     return int(trial.config["number"])
 
@@ -42,7 +37,6 @@ class PausingScheduler(DropsLiveHooksWhenPickled, FIFOScheduler):
         self._max_fidelity = max_fidelity
         self.wound_down = False  # a pause or stop was requested and no trial runs: the run may end
         self._held: set[str] = set()  # Tune ids of the trials paused because the search is pausing
-        self._resumed: set[str] = set()  # Tune ids of the set-aside trials whose resume was recorded
 
     def holds(self, trial: Trial, result: dict[str, Any]) -> bool:
         """Whether the trial pauses after this report because the search is pausing (never after
@@ -61,17 +55,6 @@ class PausingScheduler(DropsLiveHooksWhenPickled, FIFOScheduler):
             return False
         self.wound_down = not any(t.status == Trial.RUNNING for t in tune_controller.get_trials())
         return True
-
-    def resuming(self, trial: Trial | None) -> Trial | None:
-        """``trial``; if it is one set aside by an earlier run of the search (``config["resume"]``)
-        that starts now, its resume is recorded on it first."""
-        if trial is None or trial.status != Trial.PENDING or not trial.config.get("resume"):
-            return trial
-        if trial.trial_id not in self._resumed:  # Tune may ask again before the trial has started
-            self._resumed.add(trial.trial_id)
-            fidelity = trial.config["resume"]["fidelity"]
-            self._record(trial, "resume", fidelity, resumes_from(fidelity))
-        return trial
 
     def held_trial(self, tune_controller: Any) -> Trial | None:
         """A trial paused for a pause that was since withdrawn: it resumes before anything else."""
@@ -93,4 +76,4 @@ class PausingScheduler(DropsLiveHooksWhenPickled, FIFOScheduler):
     def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
         if self.winding_down(tune_controller):
             return None
-        return self.held_trial(tune_controller) or self.resuming(super().choose_trial_to_run(tune_controller))
+        return self.held_trial(tune_controller) or super().choose_trial_to_run(tune_controller)

@@ -68,6 +68,10 @@ def _retry_reason(trial: Trial) -> str:
     return (f"worker lost ({', '.join(details)}): " if details else "worker lost: ") + first_line[:1000]
 
 
+def resumes_from(fidelity: int) -> str:
+    return f"the search runs again: resumes from its checkpoint of fidelity step {fidelity}"
+
+
 class ListenerCallback(DropsLiveHooksWhenPickled, Callback):
     _live_attributes = ("_listener", "_stop_reason")
 
@@ -77,9 +81,21 @@ class ListenerCallback(DropsLiveHooksWhenPickled, Callback):
         self._listener = listener
         self._max_fidelity = max_fidelity
         self._stop_reason = stop_reason
+        self._resumed: set[str] = set()  # Tune ids of the set-aside trials whose resume was recorded
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self._listener.trial_started(int(trial.config["number"]))
+        """A trial starts (or restarts). One set aside by an earlier run of the search
+        (``config["resume"]``) has its resume recorded the first time: Tune starts pending trials
+        whatever the scheduler chose, so this is the one place that sees every such start."""
+        number = int(trial.config["number"])
+        resume = trial.config.get("resume")
+        if resume and trial.trial_id not in self._resumed:
+            self._resumed.add(trial.trial_id)
+            fidelity = resume["fidelity"]
+            self._listener.trial_decided(
+                number, {"action": "resume", "fidelity": fidelity, "reason": resumes_from(fidelity)}
+            )
+        self._listener.trial_started(number)
 
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any

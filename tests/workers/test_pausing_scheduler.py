@@ -1,7 +1,7 @@
 """What every search's Tune scheduler does when its user pauses or stops the search: under a pause a
 running trial pauses after its current step (never after its last), no paused trial is resumed and
 the run may end once none runs; a withdrawn pause resumes the trials it held first. Each pause and
-resume is recorded on its trial, as is the resume of a trial set aside by an earlier run."""
+resume is recorded on its trial."""
 
 from __future__ import annotations
 
@@ -118,13 +118,3 @@ def test_under_a_multi_fidelity_scheduler_a_pause_holds_what_it_would_let_go_on(
     # the promotion past rung 1 is recorded, then the pause; the stop stays a stop
     assert [(n, d["action"]) for n, d in decisions] == [(0, "promote"), (0, "pause"), (1, "stop")]
     assert scheduler.paused_trial_ids() == {"t0"}  # a held trial holds no worker
-
-
-def test_a_set_aside_trial_has_its_resume_recorded_once_when_it_starts() -> None:
-    scheduler, decisions = _fifo(_Control())
-    resume = {"checkpoint": "/runs/ckpt", "fidelity": 2, "last_step": 3}
-    set_aside = _Trial("t4", {"number": 4, "params": {}, "resume": resume}, "PENDING")
-    for _ in range(2):  # Tune asks again until the trial has started
-        assert scheduler.choose_trial_to_run(_Controller([set_aside])) is set_aside
-    reason = "the search runs again: resumes from its checkpoint of fidelity step 2"
-    assert decisions == [(4, {"action": "resume", "fidelity": 2, "reason": reason})]

@@ -231,6 +231,27 @@ def test_a_resumed_trials_reports_are_stored_after_its_earlier_steps() -> None:
     assert reported == [(1, 1, 0.0), (4, 3, 2.0), (4, 4, 3.0)]
 
 
+def test_a_set_aside_trial_has_its_resume_recorded_once_when_it_first_starts() -> None:
+    events: list[tuple[Any, ...]] = []
+    listener = SimpleNamespace(
+        trial_decided=lambda n, decision: events.append((n, decision)),
+        trial_started=lambda n: events.append((n, "started")),
+    )
+    callback = ListenerCallback(listener, max_fidelity=3, stop_reason=lambda: None)  # type: ignore[arg-type]
+    resume = {"checkpoint": "c", "fidelity": 2, "last_step": 3}
+    resumed = SimpleNamespace(trial_id="t4", config={"number": 4, "params": {}, "resume": resume})
+    fresh = SimpleNamespace(trial_id="t5", config={"number": 5, "params": {}})
+    for trial in (resumed, fresh, resumed):  # trial 4 starts again later (a retry, or a freeze-thaw resume)
+        callback.on_trial_start(iteration=1, trials=[], trial=trial)  # type: ignore[arg-type]
+    reason = "the search runs again: resumes from its checkpoint of fidelity step 2"
+    assert events == [
+        (4, {"action": "resume", "fidelity": 2, "reason": reason}),
+        (4, "started"),
+        (5, "started"),
+        (4, "started"),
+    ]
+
+
 class _Listener:
     def __init__(self) -> None:
         self.retries: list[tuple[int, int, str]] = []
