@@ -59,6 +59,16 @@ class MFProblem:
         """The lowest value of the (first) objective anywhere in the table for that seed."""
         return float(np.nanmin(self.table.values[:, seed_index, :, 0]))
 
+    def seed_index(self, seed: int) -> int:
+        """The recorded seed whose curves a run with ``seed`` replays."""
+        return seed % self.table.values.shape[1]
+
+    def one_example(self, seed_index: int) -> float:
+        """On a recorded table, the validation error of one misclassified validation example: the
+        smallest difference between two recorded values of the (first) objective."""
+        steps = np.diff(np.unique(self.table.values[:, seed_index, :, 0]))
+        return float(steps[steps > 1e-9].min())
+
     def typical_final(self, seed_index: int) -> float:
         """The 90th percentile of the final-epoch values of the (first) objective: regret 1 means as
         bad as that (a percentile, so that a few very bad configs do not shrink every regret)."""

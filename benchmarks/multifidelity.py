@@ -47,6 +47,7 @@ FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # of the budget
 OURS = tuple(f"supernas-{name}" for name in sorted(SCHEDULERS))
 # eta 3 and a grace period of one epoch for every rung-based method, ours and the peers'
 OUR_SETTINGS = {"reduction_factor": 3.0, "grace_period": 1, "brackets": 3, "step": 1, "candidates": 512}
+WORKERS = 4  # simulated workers, unless --workers says otherwise
 DEFAULTS = {"problems": ",".join(PROBLEMS), "seeds": 10, "budget": 20}
 QUICK = {"problems": "branin-mf,lc-fashion", "seeds": 2, "budget": 10}
 
@@ -72,16 +73,25 @@ def methods() -> dict[str, Callable[[MFProblem, int, RowSampler], Policy]]:
     return out
 
 
+def simulated_run(
+    problem: MFProblem, method: str, seed: int, budget: int, workers: int
+) -> tuple[Trace, float]:
+    """``method`` on ``problem`` until it has trained ``budget`` full evaluations' worth of epochs:
+    the trace, and the seconds the simulation took (the method built beforehand)."""
+    sampler = RowSampler(problem.table)
+    policy = methods()[method](problem, seed, sampler)
+    started = time.perf_counter()
+    seed_index, epochs = problem.seed_index(seed), budget * problem.epochs
+    trace = simulate(policy, problem.table, sampler, seed_index, workers, epochs)
+    return trace, time.perf_counter() - started
+
+
 def run_one(problem_name: str, method: str, seed: int, budget: int, workers: int) -> dict[str, Any]:
     """One simulated run: the incumbent's normalised regret at each budget fraction, in epochs and in
     simulated time, and what the run cost."""
     problem = load_problem(problem_name)
-    seed_index = seed % problem.table.values.shape[1]
-    sampler = RowSampler(problem.table)
-    policy = methods()[method](problem, seed, sampler)
-    started = time.perf_counter()
-    trace = simulate(policy, problem.table, sampler, seed_index, workers, budget * problem.epochs)
-    seconds = time.perf_counter() - started
+    seed_index = problem.seed_index(seed)
+    trace, seconds = simulated_run(problem, method, seed, budget, workers)
     best, typical = problem.best(seed_index), problem.typical_final(seed_index)
     regret = _regret_curve(trace, best, typical)  # (epochs used,)
     full_time = _random_full_time(problem, seed_index, budget, workers)
@@ -192,6 +202,31 @@ def _table(summary: dict[str, Any], names: Sequence[str], problems: list[str]) -
     return "\n".join(lines)
 
 
+def _in_examples(runs: list[dict[str, Any]], names: Sequence[str], problems: list[str]) -> str:
+    """Each method's regret at half and at the whole budget on the recorded tables, in validation
+    examples: how many more the incumbent misclassified than the table's best config (mean over seeds)."""
+    lines = ["regret in validation examples at 50% / 100% of the budget (recorded tables; mean over seeds)"]
+    recorded = [p for p in problems if p.startswith("lc-")]
+    lines.append("method".ljust(28) + "".join(f"{p:>18}" for p in recorded))
+    tables = {p: load_problem(p) for p in recorded}
+    half = FRACTIONS.index(0.5)
+    for m in names:
+        cells = []
+        for p in recorded:
+            mine = [r for r in runs if r["method"] == m and r["problem"] == p]
+            examples = np.array([_examples_per_regret(tables[p], r["seed"]) for r in mine])  # (seeds,)
+            off = np.array([r["regret_by_budget"] for r in mine]) * examples[:, None]  # (seeds, fractions)
+            cells.append(f"{off[:, half].mean():9.1f} /{off[:, -1].mean():6.1f}")
+        lines.append(m.ljust(28) + "".join(f"{c:>18}" for c in cells))
+    return "\n".join(lines)
+
+
+def _examples_per_regret(problem: MFProblem, seed: int) -> float:
+    """Validation examples per unit of normalised regret, for the table's seed that ``seed`` runs on."""
+    seed_index = problem.seed_index(seed)
+    return (problem.typical_final(seed_index) - problem.best(seed_index)) / problem.one_example(seed_index)
+
+
 def _plot(summary: dict[str, Any], names: Sequence[str], problems: list[str], path: Path) -> None:
     import matplotlib
 
@@ -227,7 +262,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--methods", help="comma-separated (default: ours and every installed peer)")
     parser.add_argument("--seeds", type=int)
     parser.add_argument("--budget", type=int, help="full-fidelity evaluations per run")
-    parser.add_argument("--workers", type=int, default=4, help="simulated workers")
+    parser.add_argument("--workers", type=int, default=WORKERS, help="simulated workers")
     parser.add_argument("--jobs", type=int, default=1, help="processes running simulations")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
@@ -340,6 +375,8 @@ def report(path: Path) -> dict[str, Any]:
     doc["summary"] = summarise(doc["runs"], names)
     _plot(doc["summary"], names, problems, path.with_suffix(".png"))
     print(_table(doc["summary"], names, problems))
+    print()
+    print(_in_examples(doc["runs"], names, problems))
     return doc
 
 

@@ -33,6 +33,8 @@ def create_app(settings: Settings) -> FastAPI:
         if settings.auth and (token := bootstrap_admin_token(storage)) is not None:
             print(f"{FIRST_TOKEN_NOTICE} {token}", flush=True)
             log.warning("created the first admin token (printed once on stdout)")
+        for search in storage.interrupted_searches():
+            dispatcher.end_trials_by_last_report(search)
         requeued = storage.recover_interrupted_searches()
         if requeued:
             log.warning(

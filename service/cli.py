@@ -136,6 +136,7 @@ def serve(
     import uvicorn
 
     from service.app import create_app
+    from service.listening import listening_socket
     from service.settings import load_settings
 
     overrides = {k: v for k, v in {"host": host, "port": port, "data_dir": data_dir}.items() if v is not None}
@@ -143,7 +144,15 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    try:  # before start-up recovers or runs any search, and before Ray's processes take ports
+        sock = listening_socket(settings.host, settings.port)
+    except OSError as exc:
+        typer.echo(f"error: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", err=True)
+        raise typer.Exit(1) from exc
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
+    )
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 @app.command()

@@ -3,26 +3,31 @@ of the service process.
 
 The service is the only writer to the database: drivers report through ``StorageListener``.
 A search or supernet interrupted by a shutdown is requeued and resumes from what storage holds; a
-search's trials that were running or paused go on from their last checkpoints.
+search's trials that were running or paused go on from their last checkpoints, and one whose last
+report was stored before Tune completed it ends from that report.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from search_spaces.spec import Budget
+from search_spaces.spec import Budget, SearchSpec
 from service.settings import Settings
 from service.storage import Storage
 from supernas.records import Observation, SearchRecord, SupernetRecord
 from supernas.states import SearchState, SupernetState, TrialState
 from workers.driver import SearchJob, SearchOutcome, run_search, supernet_dir
+from workers.export import MANIFEST_FILE
 from workers.supernet_job import run_supernet_training
+from workers.trial import trial_dir
 from workers.trial_checkpoints import resumable_trials
+from workers.trial_outcome import ended_by_last_report
 
 log = logging.getLogger(__name__)
 
@@ -97,20 +102,25 @@ class SupernetStorageListener:
         self._storage.set_supernet_state(self._supernet_id, SupernetState.TRAINING, message)
 
 
-class _LiveControl:
-    """A running search's ``SearchControl``, read from the database (at most every 2 s): a cancel
-    (also through this process, or on shutdown), a requested pause or stop, and the current budget."""
+class LiveControl:
+    """A running search's ``SearchControl``, read from the database (at most every 2 s, and at the
+    next call after a change made through this process): a cancel (also through this process, or on
+    shutdown), a requested pause or stop, and the current budget."""
 
     def __init__(self, storage: Storage, record: SearchRecord, shutdown: threading.Event) -> None:
         self.event = threading.Event()
-        self._storage, self._search_id, self._shutdown = storage, record.id, shutdown
+        self._storage, self.search_id, self._shutdown = storage, record.id, shutdown
         self._checked_at = time.monotonic()
         self._record = record
+
+    def refresh(self) -> None:
+        """Read the record again at the next call, not up to 2 s later."""
+        self._checked_at = -math.inf
 
     def _poll(self) -> SearchRecord:
         if time.monotonic() - self._checked_at > _CANCEL_POLL_S:
             self._checked_at = time.monotonic()
-            self._record = self._storage.get_search(self._search_id)
+            self._record = self._storage.get_search(self.search_id)
             if self._record.cancel_requested:
                 self.event.set()
         return self._record
@@ -139,7 +149,7 @@ class Dispatcher:
         self._shutdown = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
-        self._active: dict[str, tuple[threading.Thread, _LiveControl | None]] = {}
+        self._active: dict[str, tuple[threading.Thread, LiveControl | None]] = {}
         self._loop: threading.Thread | None = None
 
     # --- control ---------------------------------------------------------------------------
@@ -152,10 +162,22 @@ class Dispatcher:
         self._wake.set()
 
     def cancel(self, search_id: str) -> None:
+        control = self._live_control(search_id)
+        if control is not None:
+            control.event.set()
+
+    def changed(self, search_id: str) -> None:
+        """A search's record changed through this process (pause, stop, budget): a running search
+        reads it at its next decision instead of within 2 s; a queued or paused one is claimed sooner."""
+        control = self._live_control(search_id)
+        if control is not None:
+            control.refresh()
+        self.wake()
+
+    def _live_control(self, search_id: str) -> LiveControl | None:
         with self._lock:
             active = self._active.get(search_id)
-        if active is not None and active[1] is not None:
-            active[1].event.set()
+        return None if active is None else active[1]
 
     def stop(self, timeout_s: float = 60.0) -> None:
         """Stop claiming, stop running searches (they are requeued) and wait for their threads."""
@@ -191,7 +213,7 @@ class Dispatcher:
             self._wake.clear()
 
     def _launch(self, record: SearchRecord) -> None:
-        check = _LiveControl(self._storage, record, self._shutdown)
+        check = LiveControl(self._storage, record, self._shutdown)
         thread = threading.Thread(
             target=self._run_search, args=(record, check), name=f"search-{record.id[:8]}"
         )
@@ -232,7 +254,20 @@ class Dispatcher:
                 self._active.pop(record.id, None)
             self._wake.set()
 
+    def end_trials_by_last_report(self, search: SearchRecord) -> None:
+        """End each unfinished trial whose stored last report was its last (``ended_by_last_report``):
+        the search stopped after that report was stored but before Tune completed the trial."""
+        spec = SearchSpec.model_validate(search.spec)
+        listener = StorageListener(self._storage, search.id, self._artifacts_root, None)
+        for trial in self._storage.all_trials(search.id, with_reports=True, unfinished_only=True):
+            model_dir = trial_dir(str(self._artifacts_root), search.id, trial.number)
+            ended = ended_by_last_report(spec, trial.reports, model_dir, MANIFEST_FILE)
+            if ended is not None:
+                model = str(ended.model_dir) if ended.model_dir is not None else None
+                listener.trial_finished(trial.number, ended.state, ended.reason, model, ended.metrics)
+
     def _job(self, record: SearchRecord) -> SearchJob:
+        self.end_trials_by_last_report(record)
         trials = self._storage.all_trials(record.id, with_reports=True)
         set_aside = [t for t in trials if t.state is TrialState.PAUSED]
         resumed, missing = resumable_trials(self._artifacts_root, record.id, record.attempt, set_aside)
@@ -261,7 +296,7 @@ class Dispatcher:
             resumed=resumed,
         )
 
-    def _run_search(self, record: SearchRecord, check: _LiveControl) -> None:
+    def _run_search(self, record: SearchRecord, check: LiveControl) -> None:
         log.info("running search %s (attempt %d)", record.id, record.attempt)
         listener = StorageListener(self._storage, record.id, self._artifacts_root, record.supernet_id)
         try:
@@ -277,7 +312,9 @@ class Dispatcher:
             self._wake.set()
 
     def _finish(self, search_id: str, outcome: SearchOutcome, user_canceled: bool) -> None:
-        action = self._storage.get_search(search_id).requested_action
+        search = self._storage.get_search(search_id)
+        self.end_trials_by_last_report(search)
+        action = search.requested_action
         if self._shutdown.is_set() and not user_canceled:
             if action is None:
                 self._storage.set_aside_unfinished_trials(search_id, "interrupted by service shutdown")

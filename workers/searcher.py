@@ -92,8 +92,11 @@ class StrategySearcher(DropsLiveHooksWhenPickled, Searcher):
 
     def _resume(self, trial_id: str, trial: ResumedTrial) -> dict[str, Any]:
         """A trial set aside when an earlier run stopped, under its own number, from its checkpoint
-        (the scheduler records the resume when the trial starts)."""
+        (the scheduler records the resume when the trial starts), or from the beginning if it has
+        none (it never reported)."""
         self._pending[trial_id] = (trial.number, trial.config)
+        if trial.checkpoint is None:
+            return {"number": trial.number, "params": trial.config}
         resume = {"checkpoint": trial.checkpoint, "fidelity": trial.fidelity, "last_step": trial.last_step}
         return {"number": trial.number, "params": trial.config, "resume": resume}
 

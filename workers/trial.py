@@ -31,7 +31,6 @@ import torch
 from ray import tune
 
 from search_spaces.spec import SearchSpec
-from supernas.objectives import COST_METRICS
 from workers.allocator import retain_freed_memory
 from workers.costs import measure_costs
 from workers.export import export_subnet
@@ -40,6 +39,7 @@ from workers.task_source import load_task_data
 from workers.tasks import TaskData
 from workers.training import accuracy, finetune_epoch, recalibrate_batchnorm, training_subset
 from workers.trial_checkpoints import CHECKPOINT_FILE, write_checkpoint_info
+from workers.trial_outcome import constraint_violations, known_at
 from workers.trial_quantization import PolicyEvaluation
 
 VERIFY_EXAMPLES = 64
@@ -55,11 +55,6 @@ def _optimizer(model: torch.nn.Module, settings: dict[str, Any]) -> torch.optim.
     if settings["finetune_optimizer"] == "adam":
         return torch.optim.Adam(model.parameters(), lr=settings["finetune_lr"])
     return torch.optim.SGD(model.parameters(), lr=settings["finetune_lr"], momentum=0.9)
-
-
-def _violations(spec: SearchSpec, metrics: dict[str, Any]) -> str | None:
-    reasons = [r for c in spec.constraints if (r := c.violation(metrics)) is not None]
-    return "; ".join(reasons) or None
 
 
 def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
@@ -126,8 +121,7 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
         else:  # the fake-quantized estimate, until the real model exists
             metrics = {"accuracy": quantization.estimate(model, step, x_val, y_val), **costs}
         last = step == spec.max_fidelity
-        known = metrics if last else {k: v for k, v in costs.items() if k in COST_METRICS}
-        infeasible = _violations(spec, known)
+        infeasible = constraint_violations(spec, known_at(spec, step, metrics))
         artifact_dir = None
         if last and infeasible is None:
             out = trial_dir(job["artifacts_root"], job["search_id"], number)
@@ -139,7 +133,7 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
             )
             if quantization is not None:  # the real model's numbers replace the estimate's
                 metrics |= quantization.finish(out, metrics["accuracy"])
-                infeasible = _violations(spec, metrics)
+                infeasible = constraint_violations(spec, metrics)
             artifact_dir = None if infeasible else str(out)
         report = {"number": number, "fidelity": step, **metrics, "artifact_dir": artifact_dir}
         if steps.supernet_epochs:  # which weights the step started from

@@ -39,10 +39,10 @@ class ResumedTrial:
 
     number: int
     config: dict[str, Any]
-    fidelity: int  # the last fidelity step it reported (and its checkpoint covers)
+    fidelity: int | None  # the last fidelity step it reported (and its checkpoint covers)
     reports: list[tuple[float, dict[str, Any]]]  # its stored (fidelity, metrics) reports
     last_step: int  # the step number of its last stored report (the next run's reports follow it)
-    checkpoint: str
+    checkpoint: str | None  # None: it never reported, and starts again from the beginning
 
 
 def kept_checkpoints(artifacts_root: str | Path, search_id: str, attempt: int) -> dict[tuple[int, int], Path]:
@@ -64,14 +64,15 @@ def kept_checkpoints(artifacts_root: str | Path, search_id: str, attempt: int) -
 def resumable_trials(
     artifacts_root: str | Path, search_id: str, attempt: int, set_aside: Sequence[TrialRecord]
 ) -> tuple[list[ResumedTrial], dict[int, str]]:
-    """Of the trials set aside when the search's last run stopped: those whose checkpoint of their
-    last reported step was found, and why each other one cannot resume."""
+    """Of the trials set aside when the search's last run stopped: those that never reported (to
+    start again) and those whose checkpoint of their last reported step was found (to resume from
+    it), and why each other one cannot go on."""
     resumed: list[ResumedTrial] = []
     missing: dict[int, str] = {}
     kept = kept_checkpoints(artifacts_root, search_id, attempt) if set_aside else {}
     for trial in set_aside:
         if not trial.reports or trial.fidelity is None:
-            missing[trial.number] = "worker lost: it reported no step to resume from"
+            resumed.append(ResumedTrial(trial.number, trial.config, None, [], 0, None))
             continue
         fidelity = int(trial.fidelity)
         checkpoint = kept.get((trial.number, fidelity))

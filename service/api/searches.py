@@ -240,7 +240,7 @@ def change_budget(search_id: str, change: BudgetChange, request: Request) -> Sea
         raise _BodyValidationError(exc) from exc
     storage = _storage(request)
     updated = storage.update_budget(record.id, budget.model_dump(mode="json"))
-    request.app.state.dispatcher.wake()
+    request.app.state.dispatcher.changed(record.id)
     return search_out(request, updated)
 
 
@@ -248,8 +248,9 @@ def change_budget(search_id: str, change: BudgetChange, request: Request) -> Sea
 def pause_search(search_id: str, request: Request) -> SearchOut:
     """Pause: no new trials start, running ones pause after their current step, then ``paused``; a
     queued search pauses at once. Resuming the search resumes its paused trials from their checkpoints."""
-    storage = _storage(request)
-    return search_out(request, storage.request_pause(owned_search(request, search_id).id))
+    record = _storage(request).request_pause(owned_search(request, search_id).id)
+    request.app.state.dispatcher.changed(record.id)
+    return search_out(request, record)
 
 
 @router.post("/{search_id}/resume", status_code=202, response_model=SearchOut)
@@ -264,8 +265,9 @@ def resume_search(search_id: str, request: Request) -> SearchOut:
 @router.post("/{search_id}/stop", status_code=202, response_model=SearchOut)
 def stop_search(search_id: str, request: Request) -> SearchOut:
     """Stop: no new trials start, running ones finish, then the search ends ``succeeded``."""
-    storage = _storage(request)
-    return search_out(request, storage.request_stop(owned_search(request, search_id).id))
+    record = _storage(request).request_stop(owned_search(request, search_id).id)
+    request.app.state.dispatcher.changed(record.id)
+    return search_out(request, record)
 
 
 @router.get("/{search_id}/trials", response_model=TrialPage)

@@ -316,10 +316,16 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
         s.expire_all()  # rows loaded earlier in this session must be read again
         return result.rowcount == 1
 
+    def interrupted_searches(self) -> list[SearchRecord]:
+        """The searches a previous process left running or stopping (to recover)."""
+        with Session(self.engine) as s:
+            rows = s.scalars(select(SearchRow).where(SearchRow.state.in_(_ACTIVE_SEARCHES)))
+            return [row.to_record() for row in rows]
+
     def recover_interrupted_searches(self) -> list[str]:
         """After a restart, searches that were running are requeued (or paused, stopped or canceled
-        as their user asked). Their unfinished trials that reported a step are paused, to resume
-        from their last checkpoint, unless the search ends here; the rest are lost."""
+        as their user asked). Their unfinished trials are paused, to resume from their last checkpoint
+        (or start again, if they never reported), unless the search ends here: then they are lost."""
         requeued: list[str] = []
         with Session(self.engine) as s, s.begin():
             now = utcnow()
@@ -338,6 +344,6 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
                 row.requested_action = None
                 if SearchState(row.state).is_terminal:
                     end_unfinished_trials(s, row.id, TrialState.LOST, _LOST_IN_RESTART)
-                else:  # it runs again: its trials that reported resume from their checkpoints
-                    set_aside_unfinished_trials(s, row.id, _LOST_IN_RESTART, TrialState.LOST)
+                else:  # it runs again: its trials resume from their checkpoints or start again
+                    set_aside_unfinished_trials(s, row.id, _LOST_IN_RESTART)
         return requeued

@@ -60,7 +60,8 @@ class TrialStore:
         return once_more_on_integrity_error(create)
 
     def mark_trial_running(self, search_id: str, number: int) -> None:
-        """A pending trial starts, or a paused one resumes; it keeps the time it first started."""
+        """A pending trial starts, or a paused one resumes (the reason it was paused is cleared); it
+        keeps the time it first started."""
         startable = (TrialState.PENDING.value, TrialState.PAUSED.value)
         with Session(self.engine) as s, s.begin():
             trial = trial_row(s, search_id, number)
@@ -68,7 +69,9 @@ class TrialStore:
                 update(TrialRow)
                 .where(TrialRow.pk == trial.pk, TrialRow.state.in_(startable))
                 .values(
-                    state=TrialState.RUNNING.value, started_at=func.coalesce(TrialRow.started_at, utcnow())
+                    state=TrialState.RUNNING.value,
+                    state_reason=None,
+                    started_at=func.coalesce(TrialRow.started_at, utcnow()),
                 ),
                 execution_options=NO_SYNC,
             )
@@ -128,21 +131,15 @@ class TrialStore:
 
         ``decision`` holds ``action`` (continue, promote, pause, resume, stop, start...), ``fidelity``
         and ``reason`` (cut to 2000 characters), and where the scheduler has them ``rung``,
-        ``predicted`` and ``acquisition``. On an unfinished trial, ``pause`` makes it paused and
-        ``resume`` running again; other actions leave its state alone (a stop is followed by
-        ``finish_trial``). A decision about a finished trial is kept as history and changes nothing.
+        ``predicted`` and ``acquisition``. On an unfinished trial, ``pause`` makes it paused; other
+        actions leave its state alone: a resumed trial is running once Ray Tune starts it again
+        (``mark_trial_running``), which may wait for a free worker, and a stop is followed by
+        ``finish_trial``. A decision about a finished trial is kept as history and changes nothing.
         """
         entry: dict[str, Any] = {"at": utcnow().isoformat(), **decision}
         if isinstance(entry.get("reason"), str):
             entry["reason"] = entry["reason"][:2000]
-        moves = {
-            "pause": {"state": TrialState.PAUSED.value},
-            "resume": {
-                "state": TrialState.RUNNING.value,
-                "state_reason": None,
-                "started_at": func.coalesce(TrialRow.started_at, utcnow()),
-            },
-        }
+        moves = {"pause": {"state": TrialState.PAUSED.value}}
         with Session(self.engine) as s, s.begin():
             trial = trial_row(s, search_id, number)
             trial.decisions = [*(trial.decisions or []), entry]  # a new list, so the JSON column is written
@@ -194,11 +191,11 @@ class TrialStore:
             return end_unfinished_trials(s, search_id, TrialState.CANCELED, reason)
 
     def set_aside_unfinished_trials(self, search_id: str, reason: str) -> int:
-        """The search stops but will run again: trials that reported a step are paused, to resume
-        from their last checkpoint; the rest are canceled. Returns how many were paused."""
+        """The search stops but will run again: its unfinished trials are paused, to resume from their
+        last checkpoint (or start again, if they never reported). Returns how many were paused."""
         with Session(self.engine) as s, s.begin():
             search_row(s, search_id)
-            return set_aside_unfinished_trials(s, search_id, reason, TrialState.CANCELED)
+            return set_aside_unfinished_trials(s, search_id, reason)
 
     def get_trial(self, search_id: str, number: int) -> TrialRecord:
         with Session(self.engine) as s, s.begin():
@@ -223,11 +220,16 @@ class TrialStore:
             token = encode_token({"after": rows[page_size - 1].number}) if len(rows) > page_size else None
             return Page([row.to_record() for row in rows[:page_size]], token, total)
 
-    def all_trials(self, search_id: str, with_reports: bool = True) -> list[TrialRecord]:
-        """Every trial by number; ``with_reports=False`` skips loading the learning curves."""
+    def all_trials(
+        self, search_id: str, with_reports: bool = True, unfinished_only: bool = False
+    ) -> list[TrialRecord]:
+        """Every trial (or every unfinished one) by number; ``with_reports=False`` skips loading the
+        learning curves."""
         with Session(self.engine) as s, s.begin():
             search_row(s, search_id)
             stmt = select(TrialRow).where(TrialRow.search_id == search_id).order_by(TrialRow.number)
+            if unfinished_only:
+                stmt = stmt.where(TrialRow.state.in_(UNFINISHED_TRIALS))
             if with_reports:
                 stmt = stmt.options(selectinload(TrialRow.reports))
             return [row.to_record(with_reports=with_reports) for row in s.scalars(stmt)]

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.mf_problems import load_problem
+from benchmarks.mf_trace import describe, trace_run
 from benchmarks.multifidelity import FRACTIONS, main, summarise
 
 METHODS = ("supernas-asha", "supernas-freeze_thaw", "random-full")
@@ -95,3 +97,22 @@ def test_merge_replaces_only_the_methods_run_again(tiny_run: tuple[dict, Path], 
     assert merged["merged_runs"][-1]["methods"] == ["supernas-hyperband"]
     with pytest.raises(SystemExit, match="seeds differ"):
         main([*argv[:2], "--seeds", "1", *argv[4:], "--methods", "supernas-hyperband"])
+
+
+def test_one_validation_example_of_a_recorded_table() -> None:
+    """lc-fashion's errors count mistakes among its 256 validation images, so regrets convert to them."""
+    fashion = load_problem("lc-fashion")
+    assert fashion.one_example(0) == pytest.approx(1 / 256)
+    errors = fashion.table.values[:, 0, :, 0] * 256
+    assert np.allclose(errors, np.round(errors), atol=1e-4)  # whole numbers of misclassified images
+
+
+def test_the_trace_accounts_for_every_trial_and_epoch() -> None:
+    trace, values, best, typical = trace_run("branin-mf", "supernas-asha", seed=1)
+    assert len(trace.time) == 20 * 30  # the benchmark's budget, in epochs
+    half, _best_started, by_epochs, whole, *_ = describe(trace, values, best, typical)
+    trials = int(half.split(", ")[1].split()[0])
+    assert trials == len(set(trace.trial[:300]))
+    counted = [pair.split(": ") for pair in by_epochs.split("trained: ")[1].split(", ")]
+    assert sum(int(count) for _, count in counted) == trials
+    assert whole.startswith("all of the budget (600 epochs)")

@@ -87,6 +87,10 @@ def test_trial_page_shows_config_reports_and_prediction_beside_outcome(
     )
     page.reload()
     dash.wait_ready()
+    expect(page.locator("#trial-state")).to_have_text("paused")  # chosen: it waits for a worker
+    storage.mark_trial_running(inserted.search_id, 3)  # Ray Tune starts it again
+    page.reload()
+    dash.wait_ready()
     expect(page.locator("#trial-state")).to_have_text("running")
     rows = page.locator("#decisions-table tbody tr")
     expect(rows).to_have_count(2)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,3 +145,23 @@ def test_tokens_from_the_cli(service: ServiceHandle) -> None:
     assert revoked.returncode == 0 and f"revoked {token_id}" in revoked.stdout
     refused = cli("token", "list", url=service.url, token=carol)
     assert refused.returncode == 2 and "revoked" in refused.stderr
+
+
+def test_serve_on_a_port_in_use_fails_at_once_without_touching_its_searches(tmp_path: Path) -> None:
+    """The port is bound before start-up: a taken port does not let the service requeue or run
+    searches (and then shut them down) before it fails."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        served = subprocess.run(
+            [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--data-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=os.environ | {"SUPERNAS_DATABASE_URL": f"sqlite:///{tmp_path}/supernas.db"},
+        )
+    assert served.returncode == 1, served.stderr
+    assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in served.stderr
+    assert "Application startup" not in served.stderr + served.stdout
+    assert not (tmp_path / "supernas.db").exists()

@@ -116,6 +116,8 @@ def _interrupt_and_resume(
     [resume] = [d for d in trial["decisions"] if d["action"] == "resume"]
     assert resume["reason"].startswith("the search runs again: resumes from its checkpoint of fidelity step")
     assert 0 <= resume["fidelity"] <= FINETUNE_EPOCHS - 1
+    # nothing interrupted is lost: a trial that had not reported yet starts again under its number
+    assert {after[n]["state"] for n in interrupted} == {"succeeded"}, [after[n] for n in interrupted]
     counted = [t for t in after.values() if t["state"] in {"succeeded", "pruned", "failed"}]
     assert len(counted) == SEARCH["budget"]["max_trials"], "interrupted trials do not use up the budget"
     assert sorted(after) == list(range(len(after))), "numbers stay dense and are never reused"

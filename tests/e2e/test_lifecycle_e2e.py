@@ -13,7 +13,7 @@ from service_process import poll, running_service, wait_for_search
 from test_end_to_end import LONG_SEARCH, TERMINAL, _all_trials
 
 pytestmark = pytest.mark.slow
-EPOCHS = 16  # about 5 s a trial: a pause (read within 2 s) lands mid-trial
+EPOCHS = 16  # about 5 s a trial: a pause (read at the next decision) lands mid-trial
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +64,9 @@ def test_pause_sets_the_running_trial_aside_resume_goes_on_from_it_and_stop_lets
 
 
 def test_budget_changed_while_running_takes_effect(service: httpx.Client) -> None:
-    # trials of a few seconds, so that the change lands while trial 1 runs (one at a time before it)
-    spec = LONG_SEARCH | {"name": "e2e-budget", "fidelity": {"finetune_epochs": 4}}
+    # trials of about 5 s, so that the change lands while trial 1 runs (one at a
+    # time before it); with 4 epochs, trial 2 had started by then in 1 of 3 runs beside other tests
+    spec = LONG_SEARCH | {"name": "e2e-budget", "fidelity": {"finetune_epochs": EPOCHS}}
     search_id = service.post("/api/v1/searches", json=spec).json()["id"]
     wait_for_search(service, search_id, lambda s: s["progress"]["trials_done"] >= 1)
     changed = service.patch(f"/api/v1/searches/{search_id}/budget", json={"max_trials": 3, "max_parallel": 2})

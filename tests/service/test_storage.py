@@ -245,10 +245,14 @@ def test_recover_interrupted_searches(storage: Storage) -> None:
     assert requeued.state is SearchState.QUEUED and requeued.state_reason == "requeued after service restart"
     assert storage.get_search(canceling.id).state is SearchState.CANCELED
     assert storage.get_search(untouched.id).state is SearchState.QUEUED
-    for search_id in (interrupted.id, canceling.id):
-        trials = storage.all_trials(search_id)
-        assert [t.state for t in trials] == [TrialState.SUCCEEDED, TrialState.LOST, TrialState.LOST]
-        assert trials[1].state_reason == "worker lost: service restarted"
+    trials = storage.all_trials(interrupted.id)  # it runs again: its trials start again there
+    assert [t.state for t in trials] == [TrialState.SUCCEEDED, TrialState.PAUSED, TrialState.PAUSED]
+    assert {t.state_reason for t in trials[1:]} == {
+        "worker lost: service restarted: starts again from the beginning when the search runs again"
+    }
+    trials = storage.all_trials(canceling.id)  # it ends here: so do its trials
+    assert [t.state for t in trials] == [TrialState.SUCCEEDED, TrialState.LOST, TrialState.LOST]
+    assert trials[1].state_reason == "worker lost: service restarted"
     again = storage.claim_next_queued_search()
     assert again is not None and again.id == interrupted.id and again.attempt == 2
     assert again.started_at == requeued.started_at
@@ -365,23 +369,30 @@ def test_trial_counts_and_next_number(storage: Storage) -> None:
     assert storage.get_trial(search.id, 0).state_reason == "search canceled"
 
 
-def test_set_aside_keeps_the_trials_that_reported_paused_and_cancels_the_others(storage: Storage) -> None:
+def test_set_aside_pauses_the_trials_to_resume_or_start_again(storage: Storage) -> None:
     search, _ = storage.create_search(SPEC, "s")
-    for number in range(4):
+    for number in range(5):
         storage.create_trial(search.id, number, {"n": number})
     storage.record_trial_report(search.id, 0, 1, 0.0, {"accuracy": 0.1})  # running, reported
     storage.record_trial_report(search.id, 1, 1, 0.0, {"accuracy": 0.2})
     storage.record_trial_decision(search.id, 1, {"action": "pause", "fidelity": 0, "reason": "step done"})
     storage.mark_trial_running(search.id, 2)  # running, never reported; trial 3 stays pending
+    storage.finish_trial(search.id, 4, TrialState.PRUNED, "stopped by the scheduler")
 
-    assert storage.set_aside_unfinished_trials(search.id, "paused with the search") == 2
+    assert storage.set_aside_unfinished_trials(search.id, "paused with the search") == 4
     trials = storage.all_trials(search.id)
-    assert [t.state for t in trials] == [TrialState.PAUSED] * 2 + [TrialState.CANCELED] * 2
+    assert [t.state for t in trials] == [TrialState.PAUSED] * 4 + [TrialState.PRUNED]
     assert {t.state_reason for t in trials[:2]} == {
         "paused with the search: resumes from its last checkpoint when the search runs again"
     }
-    assert [t.finished_at is None for t in trials] == [True, True, False, False]
-    assert {t.state_reason for t in trials[2:]} == {"paused with the search"}
+    assert {t.state_reason for t in trials[2:4]} == {
+        "paused with the search: starts again from the beginning when the search runs again"
+    }
+    assert [t.finished_at is None for t in trials] == [True] * 4 + [False]
+    assert trials[4].state_reason == "stopped by the scheduler"
+    unfinished = storage.all_trials(search.id, unfinished_only=True)
+    assert [t.number for t in unfinished] == [0, 1, 2, 3]
+    assert [len(t.reports) for t in unfinished] == [1, 1, 0, 0]
 
 
 @pytest.mark.parametrize("verb", ["cancel", "stop"])

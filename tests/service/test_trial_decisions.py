@@ -1,5 +1,6 @@
 """A multi-fidelity scheduler's decisions about a trial (continue, pause, resume, stop) are stored in
-order with their reasons, pause and resume move the trial between running and paused (a paused trial
+order with their reasons, a pause makes the trial paused and its next start running again, while a
+resume decision alone waits for that start (a paused trial
 is unfinished: counted, listed, canceled, and set aside or lost like a running one), a decision about
 a finished trial is history only; they reach the API (detail, listing, change feed), come through the
 driver's listener, and migration 0007 keeps the rows of a 0006 database."""
@@ -49,7 +50,9 @@ def _running_trial(client: TestClient, number: int = 0) -> str:
     return running_trial(client, SPEC, number, fidelity=1.0)
 
 
-def test_decisions_are_appended_in_order_and_pause_and_resume_move_the_trial(client: TestClient) -> None:
+def test_decisions_are_appended_in_order_a_pause_moves_the_trial_and_a_resume_waits_for_its_start(
+    client: TestClient,
+) -> None:
     storage = storage_of(client)
     search_id = _running_trial(client)
     started_at = storage.get_trial(search_id, 0).started_at
@@ -63,7 +66,11 @@ def test_decisions_are_appended_in_order_and_pause_and_resume_move_the_trial(cli
     assert paused.state is TrialState.PAUSED and not paused.state.is_terminal
     assert paused.finished_at is None and paused.started_at == started_at
     resumed = storage.record_trial_decision(search_id, 0, RESUME | {"reason": "x" * 3000})
-    assert resumed.state is TrialState.RUNNING and resumed.started_at == started_at  # the first start
+    # chosen, but it runs only once Ray Tune starts it again (which may wait for a free worker)
+    assert resumed.state is TrialState.PAUSED
+    storage.mark_trial_running(search_id, 0)
+    running = storage.get_trial(search_id, 0)
+    assert running.state is TrialState.RUNNING and running.started_at == started_at  # the first start
 
     decisions = resumed.decisions
     assert [d["action"] for d in decisions] == ["continue", "pause", "resume"]
@@ -73,7 +80,7 @@ def test_decisions_are_appended_in_order_and_pause_and_resume_move_the_trial(cli
     assert all(t.tzinfo is not None for t in at) and at == sorted(at)
     assert resumed.updated_at >= paused.updated_at >= kept.updated_at
 
-    # the driver may also resume a paused trial by starting it again
+    # the driver may also resume a paused trial by starting it again, without a resume decision
     storage.record_trial_decision(search_id, 0, PAUSE)
     storage.mark_trial_running(search_id, 0)
     again = storage.get_trial(search_id, 0)
@@ -116,7 +123,7 @@ def test_a_paused_trial_is_unfinished(client: TestClient) -> None:
     assert storage.get_trial(search_id, 3).state is TrialState.CANCELED
 
 
-def test_a_restart_sets_aside_trials_that_reported_and_loses_the_others(client: TestClient) -> None:
+def test_a_restart_sets_aside_trials_to_resume_or_start_again(client: TestClient) -> None:
     storage = storage_of(client)
     search_id = _running_trial(client)  # trial 0 reported fidelity 1
     assert storage.claim_next_queued_search().id == search_id
@@ -126,18 +133,23 @@ def test_a_restart_sets_aside_trials_that_reported_and_loses_the_others(client: 
 
     assert storage.recover_interrupted_searches() == [search_id]
     assert storage.get_search(search_id).state is SearchState.QUEUED
-    kept, lost = storage.all_trials(search_id)
+    kept, again = storage.all_trials(search_id)
     assert (kept.state, kept.state_reason) == (
         TrialState.PAUSED,
         "worker lost: service restarted: resumes from its last checkpoint when the search runs again",
     )
     assert kept.finished_at is None and kept.fidelity == 1.0
-    assert (lost.state, lost.state_reason) == (TrialState.LOST, "worker lost: service restarted")
-    assert lost.finished_at is not None
+    assert (again.state, again.state_reason) == (
+        TrialState.PAUSED,
+        "worker lost: service restarted: starts again from the beginning when the search runs again",
+    )
+    assert again.finished_at is None and again.fidelity is None
     assert [d["action"] for d in storage.get_trial(search_id, 0).decisions] == ["pause"]
 
-    # the resume that the next run records makes it running again, without the old reason
-    resumed = storage.record_trial_decision(search_id, 0, RESUME)
+    # the next run records the resume, and the trial's start makes it running, without the old reason
+    storage.record_trial_decision(search_id, 0, RESUME)
+    storage.mark_trial_running(search_id, 0)
+    resumed = storage.get_trial(search_id, 0)
     assert (resumed.state, resumed.state_reason) == (TrialState.RUNNING, None)
 
 

@@ -156,12 +156,13 @@ def _set_aside(number: int) -> ResumedTrial:
 
 
 def test_trials_set_aside_by_an_earlier_run_are_handed_out_first_within_the_budget() -> None:
+    never_reported = ResumedTrial(5, {"lr": 0.07}, None, [], 0, None)
     searcher = _searcher(
         max_parallel=1,
         first_number=6,
-        max_trials=3,  # with 1 used by earlier runs (spent_before): two more trials
+        max_trials=4,  # with 1 used by earlier runs (spent_before): three more trials
         spent_before=1,
-        resumed=[_set_aside(2), _set_aside(4)],
+        resumed=[_set_aside(2), _set_aside(4), never_reported],
     )
     first = searcher.suggest("a")
     assert first == {
@@ -173,7 +174,10 @@ def test_trials_set_aside_by_an_earlier_run_are_handed_out_first_within_the_budg
     searcher.on_trial_complete("a", {"fidelity": 3, "accuracy": 0.9})
     assert searcher.suggest("b")["number"] == 4
     searcher.on_trial_complete("b", {"fidelity": 3, "accuracy": 0.9})
-    assert searcher.suggest("c") == StrategySearcher.FINISHED  # they count against max_trials
+    # it has nothing to resume from: it starts again under its number and config, as a new trial would
+    assert searcher.suggest("c") == {"number": 5, "params": {"lr": 0.07}}
+    searcher.on_trial_complete("c", {"fidelity": 3, "accuracy": 0.9})
+    assert searcher.suggest("d") == StrategySearcher.FINISHED  # they count against max_trials
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,11 +25,14 @@ from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
 import workers.trial as trial_module
 from search_spaces.spec import SearchSpec
-from workers.export import TORCHSCRIPT_FILE
+from supernas.records import TrialReport
+from supernas.states import TrialState
+from workers.export import MANIFEST_FILE, TORCHSCRIPT_FILE
 from workers.supernet_training import train_supernet
 from workers.tasks import load_task
 from workers.trial import CHECKPOINT_FILE, evaluate_subnet, trial_dir
 from workers.trial_checkpoints import resumable_trials, run_name, runs_root
+from workers.trial_outcome import ended_by_last_report, observed_metrics
 from workers.tune_callbacks import ListenerCallback
 
 SPACE = {"family": "elastic_cnn", "stage_channels": [8, 16], "depth": [1, 2], "width_mult": [0.5, 1.0]}
@@ -157,11 +161,15 @@ def test_a_retry_from_a_checkpoint_continues_exactly(
     assert torch.equal(_logits(tmp_path / "run"), _logits(tmp_path / "whole"))  # the very same weights
 
 
+def _stored(reports: list[dict[str, Any]]) -> list[TrialReport]:
+    """The reports as the service stores them (``ListenerCallback.on_trial_result``)."""
+    now = datetime.now(UTC)
+    return [TrialReport(i + 1, float(r["fidelity"]), observed_metrics(r), now) for i, r in enumerate(reports)]
+
+
 def _set_aside(number: int, config: dict[str, Any], reports: list[dict[str, Any]]) -> SimpleNamespace:
     """A stored trial as the service hands it over once its search runs again (``TrialRecord``)."""
-    stored = [
-        SimpleNamespace(step=i + 1, fidelity=float(r["fidelity"]), metrics=r) for i, r in enumerate(reports)
-    ]
+    stored = _stored(reports)
     return SimpleNamespace(
         number=number, config=config, reports=stored, fidelity=stored[-1].fidelity if stored else None
     )
@@ -187,14 +195,12 @@ def test_a_trial_set_aside_when_its_search_stopped_resumes_in_the_next_run_exact
         set_aside=[
             _set_aside(4, params, stopped.reports),
             _set_aside(6, params, [{"fidelity": 3, "accuracy": 0.5}]),  # no checkpoint of step 3
-            _set_aside(7, params, []),
+            _set_aside(7, params, []),  # never reported: it starts again from the beginning
         ],  # type: ignore[list-item]
     )
-    assert missing == {
-        6: "worker lost: no checkpoint of its fidelity step 3 was kept",
-        7: "worker lost: it reported no step to resume from",
-    }
-    [trial] = resumed
+    assert missing == {6: "worker lost: no checkpoint of its fidelity step 3 was kept"}
+    trial, again = resumed
+    assert (again.number, again.fidelity, again.checkpoint, again.reports) == (7, None, None, [])
     assert (trial.number, trial.fidelity, trial.last_step, trial.config) == (4, 1, 2, params)
     assert Path(trial.checkpoint) == first_run / "checkpoint_000001"
     assert [f for f, _ in trial.reports] == [0.0, 1.0]
@@ -213,6 +219,35 @@ def test_a_trial_set_aside_when_its_search_stopped_resumes_in_the_next_run_exact
     accuracies = [r["accuracy"] for r in stopped.reports + next_run.reports]
     assert accuracies == [r["accuracy"] for r in whole.reports]
     assert torch.equal(_logits(root), _logits(tmp_path / "whole"))
+
+
+def test_a_trial_whose_last_report_was_stored_ends_from_it(
+    supernet_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service ends such a trial from its stored reports alone, as Tune's completion would have."""
+    whole = _FakeTune(tmp_path / "whole")
+    _run(supernet_dir, tmp_path / "whole", "sgd", whole, monkeypatch)
+    spec = SearchSpec.model_validate(SPEC)
+    model_dir = trial_dir(str(tmp_path / "whole"), "s", 4)
+
+    ended = ended_by_last_report(spec, _stored(whole.reports), model_dir, MANIFEST_FILE)
+    assert ended is not None and ended.state is TrialState.SUCCEEDED
+    assert ended.model_dir == Path(whole.reports[-1]["artifact_dir"]) == model_dir
+    assert ended.metrics == observed_metrics(whole.reports[-1])
+    assert ended_by_last_report(spec, _stored(whole.reports[:-1]), model_dir, MANIFEST_FILE) is None
+    gone = ended_by_last_report(spec, _stored(whole.reports), tmp_path / "elsewhere", MANIFEST_FILE)
+    assert gone is not None and gone.state is TrialState.LOST
+
+    # a cost constraint ends the trial with its first report, infeasible, and the reason is the trainable's
+    params = whole.reports[0]["params"]
+    capped = SPEC | {"constraints": [{"metric": "params", "op": "<=", "value": params - 1}]}
+    infeasible = _FakeTune(tmp_path / "infeasible")
+    _run(supernet_dir, tmp_path / "infeasible", "sgd", infeasible, monkeypatch, spec_dict=capped)
+    [report] = infeasible.reports
+    capped_spec = SearchSpec.model_validate(capped)
+    ended = ended_by_last_report(capped_spec, _stored([report]), tmp_path / "none", MANIFEST_FILE)
+    assert ended is not None
+    assert (ended.state, ended.reason, ended.model_dir) == (TrialState.INFEASIBLE, report["infeasible"], None)
 
 
 def test_a_resumed_trials_reports_are_stored_after_its_earlier_steps() -> None:
