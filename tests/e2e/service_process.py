@@ -70,16 +70,18 @@ def run_cli(*args: str, url: str, token: str = "") -> subprocess.CompletedProces
     )
 
 
-def poll(predicate: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.2) -> T:
+def poll(
+    predicate: Callable[[], T], timeout_s: float, what: str | Callable[[], str], interval_s: float = 0.2
+) -> T:
     """Call ``predicate`` every ``interval_s`` until it returns something truthy, and return that;
-    fail with ``what`` after ``timeout_s``."""
+    fail with ``what`` (or what it returns then) after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval_s)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
 
 
 def poll_resource(
@@ -91,11 +93,14 @@ def poll_resource(
 ) -> dict[str, Any]:
     """GET ``path`` every ``interval_s`` until ``done`` holds for the resource, and return it; fail
     with the last state seen after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not done(resource := client.get(path).json()):
-        assert time.monotonic() < deadline, f"timed out waiting on {path}; last state: {resource}"
-        time.sleep(interval_s)
-    return resource
+    last: dict[str, Any] = {}
+
+    def fetched() -> dict[str, Any] | None:
+        last.clear()
+        last.update(client.get(path).json())
+        return last if done(last) else None
+
+    return poll(fetched, timeout_s, lambda: f"{path}; last state: {last}", interval_s)
 
 
 def wait_for_search(
