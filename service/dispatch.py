@@ -168,7 +168,7 @@ class Dispatcher:
 
     def changed(self, search_id: str) -> None:
         """A search's record changed through this process (pause, stop, budget): a running search
-        reads it at its next decision instead of within 2 s; a queued or paused one is claimed sooner."""
+        reads it at its next decision instead of within 2 s, and the dispatcher wakes."""
         control = self._live_control(search_id)
         if control is not None:
             control.refresh()

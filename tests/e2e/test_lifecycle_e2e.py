@@ -64,8 +64,8 @@ def test_pause_sets_the_running_trial_aside_resume_goes_on_from_it_and_stop_lets
 
 
 def test_budget_changed_while_running_takes_effect(service: httpx.Client) -> None:
-    # trials of about 5 s, so that the change lands while trial 1 runs (one at a
-    # time before it); with 4 epochs, trial 2 had started by then in 1 of 3 runs beside other tests
+    # trials of about 5 s, so that the change lands while trial 1 runs (one at a time before it);
+    # with 4 epochs, trial 2 had started by then in 1 of 3 runs beside other tests
     spec = LONG_SEARCH | {"name": "e2e-budget", "fidelity": {"finetune_epochs": EPOCHS}}
     search_id = service.post("/api/v1/searches", json=spec).json()["id"]
     wait_for_search(service, search_id, lambda s: s["progress"]["trials_done"] >= 1)
