@@ -441,6 +441,25 @@ class SearchSpec(_Strict):
             tuple(self.fidelity.supernet_epochs),
         )
 
+    def beyond_task(
+        self, train_examples: int, validation_examples: int
+    ) -> tuple[tuple[str, ...], str] | None:
+        """The first subset this spec asks for that the task's splits cannot give (the path of its
+        field, and why), or None: each validation subset must be smaller than the validation split
+        (the whole split is the last step), and a calibration set no larger than the training split."""
+        too_many = [n for n in self.fidelity.validation_examples if n >= validation_examples]
+        if too_many:
+            return ("fidelity", "validation_examples"), (
+                f"{too_many[0]} is not below the {validation_examples} validation examples "
+                f"of task {self.task!r}"
+            )
+        calibration = self.steps.calibration_examples
+        if calibration and calibration[-1] > train_examples:
+            return ("quantization", "calibration_examples"), (
+                f"{calibration[-1]} is more than the {train_examples} training examples of task {self.task!r}"
+            )
+        return None
+
     @property
     def max_fidelity(self) -> int:
         """The last fidelity step of a trial that runs to the end (steps count from 0)."""

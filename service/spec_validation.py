@@ -1,5 +1,6 @@
 """Validation of a submitted spec against what the service knows: tasks (built-in or uploaded data
-sets), supernet families and the kind of data each accepts, strategies, and trained supernets.
+sets) and the sizes of their splits, supernet families and the kind of data each accepts,
+strategies, and trained supernets.
 
 A search that names ``supernet_id`` gets its space (and supernet training settings) from that
 supernet, so the stored spec says exactly what ran.
@@ -19,7 +20,7 @@ from supernas.errors import ConflictError, InvalidInputError, NotFoundError
 from supernas.states import SupernetState
 from surrogates.registry import STRATEGIES
 from workers.task_source import is_dataset_id
-from workers.tasks import TASK_KINDS, TASKS, task_available
+from workers.tasks import TASK_INFO, TASK_KINDS, TASKS, split_sizes, task_available
 
 
 def _task_kind(task: str, storage: Storage, loc: tuple[str, ...], principal: Principal) -> str:
@@ -69,7 +70,20 @@ def resolve_search_spec(spec: SearchSpec, storage: Storage, principal: Principal
     if spec.supernet_id is not None:
         spec = _with_supernet(spec, storage, principal)
     _check_family_takes_task(spec.arch_space.family, kind, spec.task)
+    _check_subsets_fit_task(spec, storage)
     return spec
+
+
+def _check_subsets_fit_task(spec: SearchSpec, storage: Storage) -> None:
+    """Refuse validation or calibration subsets larger than the task's splits: every trial would fail."""
+    if is_dataset_id(spec.task):
+        train, validation = split_sizes(storage.get_dataset(spec.task).num_examples)
+    else:
+        train, validation = TASK_INFO[spec.task].train_examples, TASK_INFO[spec.task].validation_examples
+    beyond = spec.beyond_task(train, validation)
+    if beyond is not None:
+        field, reason = beyond
+        raise InvalidInputError(reason, ("body", *field))
 
 
 def _with_supernet(spec: SearchSpec, storage: Storage, principal: Principal) -> SearchSpec:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import random
 import threading
@@ -78,6 +79,8 @@ class TaskInfo:
     input_shape: tuple[int, ...]
     num_classes: int
     description: str
+    train_examples: int
+    validation_examples: int
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -99,17 +102,28 @@ def data_fingerprint(task: TaskData) -> str:
     return hash_arrays([(name, getattr(task, name)) for name in names])
 
 
+_HELD_OUT = 0.4  # of all examples, for validation and test
+_TEST_OF_HELD_OUT = 0.5
+
+
 def split_train_val_test(
     x: np.ndarray, y: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Stratified 60/20/20 split with seed 0: (x_train, y_train, x_val, y_val, x_test, y_test)."""
     x_train, x_rest, y_train, y_rest = train_test_split(
-        x, y, test_size=0.4, stratify=y, random_state=_SPLIT_SEED
+        x, y, test_size=_HELD_OUT, stratify=y, random_state=_SPLIT_SEED
     )
     x_val, x_test, y_val, y_test = train_test_split(
-        x_rest, y_rest, test_size=0.5, stratify=y_rest, random_state=_SPLIT_SEED
+        x_rest, y_rest, test_size=_TEST_OF_HELD_OUT, stratify=y_rest, random_state=_SPLIT_SEED
     )
     return x_train, y_train, x_val, y_val, x_test, y_test
+
+
+def split_sizes(num_examples: int) -> tuple[int, int]:
+    """The training and validation examples ``split_train_val_test`` makes of ``num_examples``, without
+    the data (scikit-learn rounds a fractional test size up)."""
+    held_out = math.ceil(_HELD_OUT * num_examples)
+    return num_examples - held_out, held_out - math.ceil(_TEST_OF_HELD_OUT * held_out)
 
 
 def split_off_validation(
@@ -318,10 +332,24 @@ TASKS: dict[str, Callable[[], TaskData]] = {
 TASK_INFO: dict[str, TaskInfo] = {
     info.name: info
     for info in (
-        TaskInfo("digits", "image", (1, 8, 8), 10, "scikit-learn's 8x8 handwritten digits (1,797 images)"),
-        TaskInfo("wine", "tabular", (13,), 3, "scikit-learn's wine recognition data (178 wines)"),
         TaskInfo(
-            "breast_cancer", "tabular", (30,), 2, "scikit-learn's Wisconsin breast cancer data (569 cases)"
+            "digits",
+            "image",
+            (1, 8, 8),
+            10,
+            "scikit-learn's 8x8 handwritten digits (1,797 images)",
+            *split_sizes(1797),
+        ),
+        TaskInfo(
+            "wine", "tabular", (13,), 3, "scikit-learn's wine recognition data (178 wines)", *split_sizes(178)
+        ),
+        TaskInfo(
+            "breast_cancer",
+            "tabular",
+            (30,),
+            2,
+            "scikit-learn's Wisconsin breast cancer data (569 cases)",
+            *split_sizes(569),
         ),
         TaskInfo(
             "fashion_mnist",
@@ -329,8 +357,18 @@ TASK_INFO: dict[str, TaskInfo] = {
             (1, 28, 28),
             10,
             "Fashion-MNIST, 70,000 28x28 clothing images (Debian package dataset-fashion-mnist)",
+            50_000,
+            10_000,
         ),
-        TaskInfo("mnist1d", "sequence", (40, 1), 10, "MNIST-1D, 5,000 1-D digit signals generated locally"),
+        TaskInfo(
+            "mnist1d",
+            "sequence",
+            (40, 1),
+            10,
+            "MNIST-1D, 5,000 1-D digit signals generated locally",
+            3000,
+            1000,
+        ),
     )
 }
 

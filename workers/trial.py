@@ -74,6 +74,9 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
     arch = spec.arch_of(params_config)
     settings = spec.finetune_settings(params_config)
     task = load_task_data(spec.task, job["artifacts_root"])
+    beyond = spec.beyond_task(len(task.x_train), len(task.x_val))  # the service refuses such specs
+    if beyond is not None:
+        raise ValueError(f"{'.'.join(beyond[0])}: {beyond[1]}")
     torch.manual_seed(spec.seed * 100_003 + number)
     generator = torch.Generator().manual_seed(spec.seed * 100_003 + number)
     x_tune, y_tune = training_subset(
@@ -96,12 +99,6 @@ def evaluate_subnet(config: dict[str, Any], job: dict[str, Any]) -> None:
         costs, first_step = resumed.costs, resumed.epoch + 1
     inherited_epoch = steps.supernet_epoch(first_step - 1 if resumed else 0)
 
-    too_many = [n for n in spec.fidelity.validation_examples if n >= len(task.x_val)]
-    if too_many:
-        raise ValueError(
-            f"fidelity.validation_examples: {too_many[0]} is not below the {len(task.x_val)} validation "
-            f"examples of task {spec.task!r}"
-        )
     subsets = np.random.default_rng(spec.seed).permutation(len(task.x_val))  # one shuffle for all trials
     for step in range(first_step, spec.max_fidelity + 1):  # fidelity steps (see FidelitySteps)
         if steps.finetune_epoch(step) == 0 and steps.supernet_epoch(step) != inherited_epoch:

@@ -60,12 +60,6 @@ class PolicyEvaluation:
         policy = spec.policy_of(config)
         if policy is None:
             return None
-        largest = spec.steps.calibration_examples[-1]
-        if largest > len(task.x_train):
-            raise ValueError(
-                f"quantization.calibration_examples: {largest} is more than the {len(task.x_train)} "
-                f"training examples of task {spec.task!r}"
-            )
         return cls(spec, policy, spec.arch_space.quant_unit_scopes(arch), task)
 
     @cached_property

@@ -727,13 +727,18 @@ def test_policy_evaluation_of_an_all_float_policy_delivers_the_float_model(
     assert manifest["metrics"]["accuracy"] == metrics["accuracy"] == estimate
 
 
-def test_policy_evaluation_needs_enough_training_examples(cnn: Exported, digits: TaskData) -> None:
-    config = {"qw_stem": "int8", "qa_stem": "int8"}
+def test_a_calibration_set_needs_enough_training_examples(cnn: Exported, digits: TaskData) -> None:
+    sizes = len(digits.x_train), len(digits.x_val)
     too_many = len(digits.x_train) + 1
-    with pytest.raises(
-        ValueError, match=f"{too_many} is more than the {len(digits.x_train)} training examples"
-    ):
-        PolicyEvaluation.of(_quant_spec(calibration_examples=[16, too_many]), config, cnn.arch, digits)
+    assert _quant_spec(calibration_examples=[16, too_many]).beyond_task(*sizes) == (
+        ("quantization", "calibration_examples"),
+        f"{too_many} is more than the {len(digits.x_train)} training examples of task 'digits'",
+    )
+    assert _quant_spec(calibration_examples=[16, too_many - 1]).beyond_task(*sizes) is None
+
+
+def test_a_float_spec_has_no_policy_to_evaluate(cnn: Exported, digits: TaskData) -> None:
+    config = {"qw_stem": "int8", "qa_stem": "int8"}
     float_spec = SearchSpec.model_validate(
         {
             "task": "digits",

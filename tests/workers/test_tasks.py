@@ -26,6 +26,7 @@ from workers.tasks import (
     load_task,
     read_idx_gz,
     split_off_validation,
+    split_sizes,
     split_train_val_test,
     standardize,
     task_available,
@@ -68,12 +69,20 @@ def test_task_has_right_shapes_dtypes_kind_and_classes(name: str) -> None:
     assert task.name == name and task.kind == info.kind and task.input_shape == info.input_shape
     assert task.num_classes == info.num_classes and task.preprocessing
     assert tuple(len(getattr(task, y)) for _, y in SPLITS) == SIZES[name]
+    assert (info.train_examples, info.validation_examples) == SIZES[name][:2]  # known without loading
     for x_name, y_name in SPLITS:
         x, y = getattr(task, x_name), getattr(task, y_name)
         assert x.dtype == np.float32 and y.dtype == np.int64
         assert x.shape == (len(y), *info.input_shape)
         assert np.isfinite(x).all()
         assert set(np.unique(y).tolist()) == set(range(task.num_classes))  # every class in every split
+
+
+@pytest.mark.parametrize("num_examples", [10, 23, 40, 41, 57, 178, 569, 1797, 4001])
+def test_split_sizes_are_those_of_the_split(num_examples: int) -> None:
+    x, y = np.zeros((num_examples, 1)), np.arange(num_examples) % 2
+    x_train, _, x_val, _, _, _ = split_train_val_test(x, y)
+    assert split_sizes(num_examples) == (len(x_train), len(x_val))
 
 
 def test_load_task_is_cached() -> None:
