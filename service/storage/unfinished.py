@@ -9,7 +9,7 @@ config. A search that ends for good ends all of its unfinished trials.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from service.storage.models import TrialRow, utcnow
@@ -20,14 +20,11 @@ RESUMES = "resumes from its last checkpoint when the search runs again"
 STARTS_AGAIN = "starts again from the beginning when the search runs again"
 
 
-def end_unfinished_trials(
-    s: Session, search_id: str, state: TrialState, reason: str, *conditions: ColumnElement[bool]
-) -> int:
-    """Move the unfinished trials of the search (those that also meet ``conditions``) to the
-    terminal ``state``; how many moved."""
+def end_unfinished_trials(s: Session, search_id: str, state: TrialState, reason: str) -> int:
+    """Move the unfinished trials of the search to the terminal ``state``; how many moved."""
     result = s.execute(
         update(TrialRow)
-        .where(TrialRow.search_id == search_id, TrialRow.state.in_(UNFINISHED_TRIALS), *conditions)
+        .where(TrialRow.search_id == search_id, TrialRow.state.in_(UNFINISHED_TRIALS))
         .values(state=state.value, state_reason=reason, finished_at=utcnow()),
         execution_options=NO_SYNC,
     )
