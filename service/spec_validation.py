@@ -8,6 +8,7 @@ supernet, so the stored spec says exactly what ran.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,12 +21,21 @@ from supernas.errors import ConflictError, InvalidInputError, NotFoundError
 from supernas.states import SupernetState
 from surrogates.registry import STRATEGIES
 from workers.task_source import is_dataset_id
-from workers.tasks import TASK_INFO, TASK_KINDS, TASKS, split_sizes, task_available
+from workers.tasks import TASK_INFO, TASKS, split_sizes, task_available
 
 
-def _task_kind(task: str, storage: Storage, loc: tuple[str, ...], principal: Principal) -> str:
-    """The input kind of ``task``, raising ``InvalidInputError`` for unknown or unavailable tasks
-    (another owner's data set is unknown too)."""
+@dataclass(frozen=True)
+class _TaskFacts:
+    """What a spec is checked against about its task: its input kind and the sizes of its splits."""
+
+    kind: str
+    train_examples: int
+    validation_examples: int
+
+
+def _task_facts(task: str, storage: Storage, loc: tuple[str, ...], principal: Principal) -> _TaskFacts:
+    """The kind and split sizes of ``task``, raising ``InvalidInputError`` for unknown or unavailable
+    tasks (another owner's data set is unknown too)."""
     if is_dataset_id(task):
         try:
             dataset = storage.get_dataset(task)
@@ -33,7 +43,7 @@ def _task_kind(task: str, storage: Storage, loc: tuple[str, ...], principal: Pri
             dataset = None
         if dataset is None or not principal.sees(dataset.owner):
             raise InvalidInputError(f"no uploaded data set with id {task!r}", loc)
-        return dataset.kind
+        return _TaskFacts(dataset.kind, *split_sizes(dataset.num_examples))
     if task not in TASKS:
         raise InvalidInputError(
             f"unknown task {task!r}; built-in tasks: {sorted(TASKS)}, or an uploaded data set id (ds_...)",
@@ -42,7 +52,8 @@ def _task_kind(task: str, storage: Storage, loc: tuple[str, ...], principal: Pri
     missing = task_available(task)
     if missing is not None:
         raise InvalidInputError(missing, loc)
-    return TASK_KINDS[task]
+    info = TASK_INFO[task]
+    return _TaskFacts(info.kind, info.train_examples, info.validation_examples)
 
 
 def _check_family_takes_task(family_name: str, kind: str, task: str) -> None:
@@ -56,8 +67,8 @@ def _check_family_takes_task(family_name: str, kind: str, task: str) -> None:
 
 
 def check_supernet_spec(spec: SupernetSpec, storage: Storage, principal: Principal) -> None:
-    kind = _task_kind(spec.task, storage, ("body", "task"), principal)
-    _check_family_takes_task(spec.space.family, kind, spec.task)
+    task = _task_facts(spec.task, storage, ("body", "task"), principal)
+    _check_family_takes_task(spec.space.family, task.kind, spec.task)
 
 
 def resolve_search_spec(spec: SearchSpec, storage: Storage, principal: Principal) -> SearchSpec:
@@ -66,21 +77,17 @@ def resolve_search_spec(spec: SearchSpec, storage: Storage, principal: Principal
         raise InvalidInputError(
             f"unknown strategy {spec.strategy!r}; available: {sorted(STRATEGIES)}", ("body", "strategy")
         )
-    kind = _task_kind(spec.task, storage, ("body", "task"), principal)
+    task = _task_facts(spec.task, storage, ("body", "task"), principal)
     if spec.supernet_id is not None:
         spec = _with_supernet(spec, storage, principal)
-    _check_family_takes_task(spec.arch_space.family, kind, spec.task)
-    _check_subsets_fit_task(spec, storage)
+    _check_family_takes_task(spec.arch_space.family, task.kind, spec.task)
+    _check_subsets_fit_task(spec, task)
     return spec
 
 
-def _check_subsets_fit_task(spec: SearchSpec, storage: Storage) -> None:
+def _check_subsets_fit_task(spec: SearchSpec, task: _TaskFacts) -> None:
     """Refuse validation or calibration subsets larger than the task's splits: every trial would fail."""
-    if is_dataset_id(spec.task):
-        train, validation = split_sizes(storage.get_dataset(spec.task).num_examples)
-    else:
-        train, validation = TASK_INFO[spec.task].train_examples, TASK_INFO[spec.task].validation_examples
-    beyond = spec.beyond_task(train, validation)
+    beyond = spec.beyond_task(task.train_examples, task.validation_examples)
     if beyond is not None:
         field, reason = beyond
         raise InvalidInputError(reason, ("body", *field))
