@@ -300,7 +300,11 @@ class Dispatcher:
         log.info("running search %s (attempt %d)", record.id, record.attempt)
         listener = StorageListener(self._storage, record.id, self._artifacts_root, record.supernet_id)
         try:
-            outcome = run_search(self._job(record), listener, check)
+            unusable = self._unusable_supernet(record)
+            if unusable is not None:
+                outcome = SearchOutcome(SearchState.FAILED, unusable)
+            else:
+                outcome = run_search(self._job(record), listener, check)
         except Exception as exc:
             log.exception("search %s crashed", record.id)
             outcome = SearchOutcome(SearchState.FAILED, f"search driver error: {exc}"[:2000])
@@ -310,6 +314,16 @@ class Dispatcher:
             with self._lock:
                 self._active.pop(record.id, None)
             self._wake.set()
+
+    def _unusable_supernet(self, record: SearchRecord) -> str | None:
+        """Why the search cannot run: the supernet it names, trained elsewhere, ended without being
+        ready (the claim waits while it is queued or training). None if it can run."""
+        if record.supernet_id is None:
+            return None
+        supernet = self._storage.get_supernet(record.supernet_id)
+        if supernet.search_id == record.id or supernet.state is SupernetState.READY:
+            return None
+        return f"supernet {supernet.id} is {supernet.state.value}: {supernet.state_reason}"[:2000]
 
     def _finish(self, search_id: str, outcome: SearchOutcome, user_canceled: bool) -> None:
         search = self._storage.get_search(search_id)

@@ -3,7 +3,8 @@ sets) and the sizes of their splits, supernet families and the kind of data each
 strategies, and trained supernets.
 
 A search that names ``supernet_id`` gets its space (and supernet training settings) from that
-supernet, so the stored spec says exactly what ran.
+supernet, so the stored spec says exactly what ran. The supernet may still be queued or training:
+the search then waits queued until it is ready.
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ def _check_subsets_fit_task(spec: SearchSpec, task: _TaskFacts) -> None:
         raise InvalidInputError(reason, ("body", *field))
 
 
+# a search naming a queued or training supernet waits queued until it is ready (``claim_next_queued_search``)
+_USABLE_SUPERNET_STATES = (SupernetState.READY, SupernetState.QUEUED, SupernetState.TRAINING)
+
+
 def _with_supernet(spec: SearchSpec, storage: Storage, principal: Principal) -> SearchSpec:
     assert spec.supernet_id is not None
     loc = ("body", "supernet_id")
@@ -102,12 +107,17 @@ def _with_supernet(spec: SearchSpec, storage: Storage, principal: Principal) -> 
         supernet = None
     if supernet is None or not principal.sees(supernet.owner):
         raise InvalidInputError(f"no supernet with id {spec.supernet_id!r}", loc)
-    if supernet.state is not SupernetState.READY:
+    if supernet.state not in _USABLE_SUPERNET_STATES:
         raise ConflictError(
             f"supernet {supernet.id} is {supernet.state.value} ({supernet.state_reason}); "
-            "a search can use it once it is ready"
+            "a search can name a supernet that is ready, queued or training"
         )
     trained = SupernetSpec.model_validate(supernet.spec)
+    if spec.fidelity.supernet_epochs and supernet.state is not SupernetState.READY:
+        raise ConflictError(
+            f"supernet {supernet.id} is {supernet.state.value}; a search with fidelity.supernet_epochs "
+            "can name it once it is ready (or describe the supernet itself to start on its early epochs)"
+        )
     if spec.fidelity.supernet_epochs and "snapshot_epochs" not in (supernet.summary or {}):
         raise InvalidInputError(
             f"supernet {supernet.id} keeps no per-epoch weights (it was trained before supernet epochs "

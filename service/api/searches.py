@@ -119,7 +119,8 @@ def create_search(
     (200) instead; with another spec it is refused (409 ``idempotency_key_reused``).
 
     Without ``supernet_id`` the search trains its own supernet, which is then listed under
-    ``/api/v1/supernets`` and can be reused by later searches."""
+    ``/api/v1/supernets`` and can be reused by later searches. A search naming a supernet that is
+    still queued or training waits queued until it is ready."""
     storage = _storage(request)
     principal = principal_of(request)
     spec = resolve_search_spec(spec, storage, principal)

@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.storage.datasets import DatasetStore
 from service.storage.engine import make_engine
 from service.storage.migrate import upgrade_schema
-from service.storage.models import LOCAL_OWNER, SearchRow, utcnow
+from service.storage.models import LOCAL_OWNER, SearchRow, SupernetRow, utcnow
 from service.storage.queries import (
     NO_SYNC,
     claim_oldest,
@@ -32,11 +32,12 @@ from service.storage.trials import TrialStore
 from service.storage.unfinished import end_unfinished_trials, set_aside_unfinished_trials
 from supernas.errors import ConflictError
 from supernas.records import Page, SearchRecord
-from supernas.states import SearchState, TrialState
+from supernas.states import SearchState, SupernetState, TrialState
 
 _ACTIVE_SEARCHES = (SearchState.RUNNING.value, SearchState.STOPPING.value)
 _CANCELABLE_AT_ONCE = (SearchState.QUEUED.value, SearchState.PAUSED.value)
 _LOST_IN_RESTART = "worker lost: service restarted"
+_UNTRAINED = (SupernetState.QUEUED.value, SupernetState.TRAINING.value)  # a named supernet to wait for
 
 
 class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStore):
@@ -78,16 +79,21 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
             with Session(self.engine) as s, s.begin():
                 search_id = uuid4().hex
                 supernet_id = spec.get("supernet_id")
+                reason = "waiting for a dispatcher"
                 if supernet_id is None and supernet_spec is not None:
                     supernet = new_supernet_row(supernet_spec, search_id=search_id, owner=owner)
                     s.add(supernet)
                     supernet_id = supernet.id
+                elif supernet_id is not None:
+                    named = s.scalar(select(SupernetRow.state).where(SupernetRow.id == supernet_id))
+                    if named in _UNTRAINED:
+                        reason = f"waiting for supernet {supernet_id} to be trained (it is {named})"
                 row = SearchRow(
                     id=search_id,
                     name=name,
                     spec=spec,
                     state=SearchState.QUEUED.value,
-                    state_reason="waiting for a dispatcher",
+                    state_reason=reason,
                     idempotency_key=idempotency_key,
                     supernet_id=supernet_id,
                     owner=owner,
@@ -127,12 +133,23 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
 
     def claim_next_queued_search(self) -> SearchRecord | None:
         """Move the oldest queued search to running; two dispatchers never claim the same one
-        (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, see ``claim_oldest``)."""
+        (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, see ``claim_oldest``). A search that names a
+        supernet still queued or training elsewhere (stand-alone, or another search's) waits, and
+        younger searches go first."""
         now = utcnow()
+        waits_for_supernet = exists().where(
+            SupernetRow.id == SearchRow.supernet_id,
+            SupernetRow.state.in_(_UNTRAINED),
+            or_(SupernetRow.search_id.is_(None), SupernetRow.search_id != SearchRow.id),
+        )
         return claim_oldest(
             self.engine,
             SearchRow,
-            (SearchRow.state == SearchState.QUEUED.value, SearchRow.cancel_requested.is_(False)),
+            (
+                SearchRow.state == SearchState.QUEUED.value,
+                SearchRow.cancel_requested.is_(False),
+                ~waits_for_supernet,
+            ),
             {
                 "state": SearchState.RUNNING.value,
                 "state_reason": "claimed by dispatcher",

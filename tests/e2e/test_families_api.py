@@ -6,6 +6,7 @@ downloaded ONNX models reproduce the test accuracy recorded by the search."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -112,15 +113,10 @@ def test_uploaded_tabular_data_a_standalone_mlp_supernet_and_a_search_reusing_it
         },
     )
     assert trained.status_code == 201, trained.text
-    supernet = poll_resource(
-        service, f"/api/v1/supernets/{trained.json()['id']}", lambda s: s["state"] in {"ready", "failed"}, 400
-    )
-    assert supernet["state"] == "ready", supernet
-    assert supernet["metrics"]["largest_val_accuracy"] > 0.85
-
+    # submitted before the supernet is trained: the search waits queued for it, then reuses it
     search_spec = {
         "task": dataset["id"],
-        "supernet_id": supernet["id"],
+        "supernet_id": trained.json()["id"],
         "objectives": OBJECTIVES,
         "budget": {"max_trials": 3, "max_parallel": 2},
         "scheduler": {"type": "fifo"},
@@ -128,11 +124,21 @@ def test_uploaded_tabular_data_a_standalone_mlp_supernet_and_a_search_reusing_it
     }
     created = service.post("/api/v1/searches", json=search_spec)
     assert created.status_code == 201, created.text
+    assert created.json()["state"] == "queued", created.json()
+    assert created.json()["state_reason"].startswith(f"waiting for supernet {trained.json()['id']}")
+    supernet = poll_resource(
+        service, f"/api/v1/supernets/{trained.json()['id']}", lambda s: s["state"] in {"ready", "failed"}, 400
+    )
+    assert supernet["state"] == "ready", supernet
+    assert supernet["metrics"]["largest_val_accuracy"] > 0.85
+
     search = poll_resource(
         service, f"/api/v1/searches/{created.json()['id']}", lambda s: s["state"] in TERMINAL, 400
     )
     assert search["state"] == "succeeded", search
     assert search["supernet_id"] == supernet["id"]
+    # it waited for the training to end
+    assert datetime.fromisoformat(search["started_at"]) >= datetime.fromisoformat(supernet["finished_at"])
     assert service.get("/api/v1/supernets", params={"task": dataset["id"]}).json()["total"] == 1
     assert service.get(f"/api/v1/supernets/{supernet['id']}").json()["history"] == supernet["history"]
 
@@ -157,4 +163,28 @@ def test_a_collapsing_supernet_fails_the_search_with_the_reason(service: Service
     assert search["state"] == "failed" and "collapsed" in search["state_reason"], search
     supernet = service.get(f"/api/v1/supernets/{search['supernet_id']}").json()
     assert supernet["state"] == "failed" and "collapsed" in supernet["state_reason"]
+    assert service.get(f"/api/v1/searches/{search['id']}/trials").json()["total"] == 0
+
+
+def test_a_search_waiting_for_a_stand_alone_supernet_that_collapses_fails_with_the_reason(
+    service: Service,
+) -> None:
+    collapsing = {"epochs": 6, "batch_size": 16, "lr": 10.0, "weight_decay": 0.0}
+    body = {"task": "wine", "space": MLP_SPACE, "training": collapsing}
+    trained = service.post("/api/v1/supernets", json=body)
+    assert trained.status_code == 201, trained.text
+    supernet_id = trained.json()["id"]
+    created = service.post(
+        "/api/v1/searches", json={"task": "wine", "supernet_id": supernet_id, "objectives": OBJECTIVES}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["state"] == "queued", created.json()
+    search = poll_resource(
+        service, f"/api/v1/searches/{created.json()['id']}", lambda s: s["state"] in TERMINAL, 400
+    )
+    supernet = service.get(f"/api/v1/supernets/{supernet_id}").json()
+    assert supernet["state"] == "failed" and "collapsed" in supernet["state_reason"], supernet
+    assert search["state"] == "failed", search
+    assert search["state_reason"].startswith(f"supernet {supernet_id} is failed: ")
+    assert "collapsed" in search["state_reason"]
     assert service.get(f"/api/v1/searches/{search['id']}/trials").json()["total"] == 0

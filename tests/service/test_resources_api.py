@@ -130,7 +130,7 @@ def test_a_search_reuses_a_ready_supernet_and_takes_its_space(
     assert client.get("/api/v1/supernets").json()["total"] == 1  # no new supernet
 
 
-def test_a_search_naming_a_mismatched_or_unready_supernet_is_refused(
+def test_a_search_naming_a_mismatched_or_failed_supernet_is_refused(
     app_and_client: tuple[object, TestClient],
 ) -> None:
     app, client = app_and_client
@@ -147,11 +147,13 @@ def test_a_search_naming_a_mismatched_or_unready_supernet_is_refused(
         client.post("/api/v1/searches", json={**base, "task": "digits", "supernet": {"epochs": 99}}), 422
     )
     assert "training settings differ" in problem["detail"]
-    queued = client.post("/api/v1/supernets", json={"task": "digits", "space": CNN_SPACE}).json()
+    failed = client.post("/api/v1/supernets", json={"task": "digits", "space": CNN_SPACE}).json()
+    storage = app.state.storage  # type: ignore[attr-defined]
+    storage.set_supernet_state(failed["id"], SupernetState.FAILED, "supernet collapsed")
     problem = problem_of(
-        client.post("/api/v1/searches", json={**base, "task": "digits", "supernet_id": queued["id"]}), 409
+        client.post("/api/v1/searches", json={**base, "task": "digits", "supernet_id": failed["id"]}), 409
     )
-    assert "is queued" in problem["detail"]
+    assert "is failed (supernet collapsed)" in problem["detail"]
     problem = problem_of(
         client.post("/api/v1/searches", json={"task": "digits", "objectives": OBJECTIVES}), 422
     )
@@ -181,6 +183,28 @@ def test_supernet_epochs_are_checked_against_the_named_supernet(
     late = {**body, "supernet_id": new["id"], "fidelity": {"supernet_epochs": [1, epochs]}}
     problem = problem_of(client.post("/api/v1/searches", json=late), 422)
     assert f"is not below supernet.epochs ({epochs})" in problem["detail"], problem
+
+
+def test_a_search_naming_a_supernet_still_in_training_is_queued_to_wait_for_it(
+    app_and_client: tuple[object, TestClient],
+) -> None:
+    app, client = app_and_client
+    queued = client.post("/api/v1/supernets", json={"task": "digits", "space": CNN_SPACE}).json()
+    body = {"task": "digits", "supernet_id": queued["id"], "objectives": OBJECTIVES}
+    search = client.post("/api/v1/searches", json=body)
+    assert search.status_code == 201, search.text
+    assert search.json()["state"] == "queued"
+    waiting = f"waiting for supernet {queued['id']} to be trained (it is queued)"
+    assert search.json()["state_reason"] == waiting
+    assert search.json()["spec"]["space"]["stage_channels"] == [8, 16]  # the supernet's space
+
+    storage = app.state.storage  # type: ignore[attr-defined]
+    storage.set_supernet_state(queued["id"], SupernetState.TRAINING, "epoch 1/20")
+    again = client.post("/api/v1/searches", json=body).json()
+    assert again["state_reason"].endswith("(it is training)")
+    early = body | {"fidelity": {"supernet_epochs": [1]}}
+    problem = problem_of(client.post("/api/v1/searches", json=early), 409)
+    assert "with fidelity.supernet_epochs can name it once it is ready" in problem["detail"]
 
 
 # --- data sets ---------------------------------------------------------------------------------
