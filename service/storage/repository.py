@@ -86,8 +86,8 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
                     supernet_id = supernet.id
                 elif supernet_id is not None:
                     named = s.scalar(select(SupernetRow.state).where(SupernetRow.id == supernet_id))
-                    if named in _UNTRAINED:
-                        reason = f"waiting for supernet {supernet_id} to be trained (it is {named})"
+                    if named in _UNTRAINED:  # the state changes while it waits: not shown
+                        reason = f"waiting for supernet {supernet_id} to be trained"
                 row = SearchRow(
                     id=search_id,
                     name=name,

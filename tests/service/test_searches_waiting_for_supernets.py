@@ -33,7 +33,7 @@ def test_a_search_waits_while_its_supernet_is_queued_or_training(storage: Storag
     waiting = _search_on(storage, supernet.id, "waiting")
     record = storage.get_search(waiting)
     assert record.state is SearchState.QUEUED
-    assert record.state_reason == f"waiting for supernet {supernet.id} to be trained (it is queued)"
+    assert record.state_reason == f"waiting for supernet {supernet.id} to be trained"
     younger, _ = storage.create_search({"task": "digits"}, "younger")
 
     assert storage.claim_next_queued_search().id == younger.id  # the older search waits
