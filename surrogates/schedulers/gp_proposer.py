@@ -3,17 +3,18 @@
 
 The GP is BoTorch's ``SingleTaskMultiFidelityGP`` with the exponential-decay kernel over the fidelity
 (the freeze-thaw kernel of Swersky et al.), fitted on the trials' reports. Its hyperparameters are
-refitted every ``REFIT_EVERY`` proposals and reused on the new data in between, so that a proposal
-stays cheaper than an epoch. Candidates are random configs scored by BoTorch's
+refitted every ``REFIT_EVERY`` times a model is built and reused on the new data in between, so that
+a proposal stays cheaper than an epoch. Candidates are random configs scored by BoTorch's
 ``qLogExpectedImprovement`` at the full fidelity, against the best value reached there. Trials still
 running count as pending points (``X_pending`` at the full fidelity), so concurrent workers are not
 sent to the same place. Several objectives: random augmented Chebyshev scalarisation per proposal
-(``scalarize``).
+(``scalarize``). ``predict`` gives the same GP's predictions at (config, fidelity) points, which
+``freeze_thaw`` fuses with its PFN's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from surrogates.schedulers.scalarize import scalarizer
 
 MAX_POINTS = 128  # reports the GP is fitted on (the latest report of every trial is always kept)
 FIT_ITERATIONS = 50  # L-BFGS iterations per hyperparameter fit
-REFIT_EVERY = 5  # proposals between hyperparameter fits (in between: the last fit's, on the new data)
+REFIT_EVERY = 5  # models built between hyperparameter fits (in between: the last fit's, on the new data)
 MIN_TRIALS = 3  # trials with reports before the model is used (random configs until then)
 
 
@@ -39,7 +40,7 @@ class GPProposer:
         self.seed = seed
         self.label = label
         self._hyperparameters: dict[str, torch.Tensor] | None = None
-        self._proposals = 0
+        self._models_built = 0
 
     def propose(
         self, trials: Mapping[int, TrialCurve], running: Collection[int], rng: np.random.Generator
@@ -76,8 +77,40 @@ class GPProposer:
         model = self._model(trials, rng)
         return None if model is None else self._acquisition(model, trials, running, configs)
 
+    def predict(
+        self,
+        trials: Mapping[int, TrialCurve],
+        to_value: Callable[[np.ndarray], np.ndarray],
+        configs: np.ndarray,
+        steps: Sequence[int],
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The GP's posterior mean and std (each (Q,)) of the value ``to_value`` gives, for the encoded
+        ``configs`` (Q, d) after ``steps`` (Q,) steps of training (1..steps), or None while fewer than
+        ``MIN_TRIALS`` trials have reported. For ``freeze_thaw``, which fuses it with the PFN's."""
+        fitted = self._fitted(trials, rng, to_value)
+        if fitted is None:
+            return None
+        gp, _ = fitted
+        query = np.hstack([configs, np.asarray(steps, dtype=np.float64)[:, None] / self.problem.steps])
+        with torch.no_grad():
+            posterior = gp.posterior(torch.as_tensor(query, dtype=torch.float64))
+        mean = posterior.mean.squeeze(-1).numpy()
+        std = posterior.variance.clamp_min(1e-12).sqrt().squeeze(-1).numpy()
+        return mean, std
+
     def _model(self, trials: Mapping[int, TrialCurve], rng: np.random.Generator) -> tuple[Any, float] | None:
         """The GP on the trials' reports and the best value at the full fidelity (in its units)."""
+        return self._fitted(trials, rng, None)
+
+    def _fitted(
+        self,
+        trials: Mapping[int, TrialCurve],
+        rng: np.random.Generator,
+        to_value: Callable[[np.ndarray], np.ndarray] | None,
+    ) -> tuple[Any, float] | None:
+        """The GP on the trials' reports, valued by ``to_value`` (a new scalarisation if None), and
+        the best value at the full fidelity (in its units)."""
         space, problem = self.problem.space, self.problem
         assert space is not None  # checked in __init__
         observed = [t for t, curve in trials.items() if curve.costs]
@@ -85,7 +118,8 @@ class GPProposer:
             return None
         points = _points(trials, observed, rng)
         all_costs = np.vstack([costs for _, _, costs in points])
-        to_value = scalarizer(all_costs, rng)
+        if to_value is None:
+            to_value = scalarizer(all_costs, rng)
         x = np.vstack(
             [
                 np.append(space.encode(trials[t].config), (f - problem.min_fidelity + 1) / problem.steps)
@@ -94,8 +128,8 @@ class GPProposer:
         )
         y = to_value(all_costs)
         top = [y[i] for i, (_, f, _) in enumerate(points) if f == problem.max_fidelity]
-        refit = self._hyperparameters is None or self._proposals % REFIT_EVERY == 0
-        self._proposals += 1
+        refit = self._hyperparameters is None or self._models_built % REFIT_EVERY == 0
+        self._models_built += 1
         gp = _fit(x, y, None if refit else self._hyperparameters)
         self._hyperparameters = _hyperparameters(gp)
         return gp, max(top) if top else float(np.max(y))

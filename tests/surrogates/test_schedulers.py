@@ -11,7 +11,7 @@ import pytest
 from search_spaces.params import Float, ParamSpace
 from supernas.objectives import Direction
 from surrogates.schedulers.base import Action, SchedulerSettings, SchedulingProblem
-from surrogates.schedulers.freeze_thaw import SHORTLIST, FreezeThawScheduler
+from surrogates.schedulers.freeze_thaw import SHORTLIST, FreezeThawScheduler, fuse
 from surrogates.schedulers.ranking import (
     hypervolume_contributions,
     pareto_ranks,
@@ -137,6 +137,47 @@ def test_freeze_thaw_resumes_the_trial_whose_curve_is_best() -> None:
     assert sum(p.trial == 3 for p in picks if p is not None) >= 4
     record = picks[0].record()
     assert record["predicted"]["std"] > 0 and 0 <= record["acquisition"] <= 1
+
+
+def test_fuse_weights_each_expert_by_its_precision() -> None:
+    mean, std = fuse(np.array([0.0, 0.0]), np.array([1.0, 0.1]), np.array([2.0, 2.0]), np.array([1.0, 1.0]))
+    assert mean[0] == pytest.approx(1.0) and std[0] == pytest.approx(1 / np.sqrt(2))
+    assert mean[1] == pytest.approx(2.0 / 101) and std[1] == pytest.approx(np.sqrt(1 / 101))
+
+
+def _paused_trials(scheduler: FreezeThawScheduler, count: int) -> None:
+    for trial in range(count):
+        scheduler.add_trial(trial, {"a": trial / 5, "b": 0.5})
+        for epoch in (1, 2):
+            scheduler.report(trial, epoch, {"val_loss": 0.4 + trial / 10 + 0.5 / epoch})
+
+
+def _pfn_alone(scheduler: FreezeThawScheduler, trials: int, trial: int, epoch: int) -> tuple[float, float]:
+    """The PFN's own prediction (mean, std) of ``trial``'s value at ``epoch``, as freeze_thaw asks it."""
+    encoded = np.vstack([SPACE.encode(scheduler.trials[t].config) for t in range(trials)])
+    curves = [[-(0.4 + t / 10 + 0.5 / e) for e in (1, 2)] for t in range(trials)]
+    predictive = scheduler.predictor.predict_curves(encoded, curves, EPOCHS, [(trial, epoch)], seed=0)
+    return float(predictive.mean()[0, 0]), float(predictive.std()[0, 0])
+
+
+@pytest.mark.parametrize("trials", [2, 5])
+def test_freeze_thaw_fuses_the_pfn_with_the_gp_once_three_trials_reported(trials: int) -> None:
+    """With fewer than 3 trials the decision is the PFN's prediction; then the GP's is fused in, which
+    narrows it (a product of experts is surer than either)."""
+    problem = SchedulingProblem(("val_loss",), (Direction.MINIMIZE,), EPOCHS, 1, SPACE)
+    scheduler = FreezeThawScheduler(problem, SchedulerSettings(step=1), seed=0)
+    _paused_trials(scheduler, trials)
+    decision = scheduler.next_step(list(range(trials)), None)
+    assert decision is not None and decision.action is Action.RESUME and decision.predicted is not None
+    epoch = decision.predicted.fidelity  # min_fidelity 1: the fidelity is the epoch
+    pfn_mean, pfn_std = _pfn_alone(scheduler, trials, decision.trial, epoch)
+    if trials < 3:
+        assert decision.predicted.mean == pytest.approx(
+            -pfn_mean
+        ) and decision.predicted.std == pytest.approx(pfn_std)
+    else:
+        assert 0 < decision.predicted.std < pfn_std
+        assert decision.predicted.mean != pytest.approx(-pfn_mean)
 
 
 def test_freeze_thaw_runs_each_resumed_trial_for_its_step() -> None:
