@@ -4,23 +4,12 @@ fails it with the supernet's reason). Runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from service.storage import Storage
 from supernas.states import SearchState, SupernetState
 
 SUPERNET_SPEC: dict[str, Any] = {"name": "shared", "task": "digits", "space": {"family": "elastic_cnn"}}
-
-
-@pytest.fixture
-def storage(database_url: str) -> Iterator[Storage]:
-    store = Storage(database_url)
-    store.upgrade()
-    yield store
-    store.dispose()
 
 
 def _search_on(storage: Storage, supernet_id: str, name: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,14 +19,6 @@ from supernas.errors import ConflictError, InvalidInputError, NotFoundError, Sch
 from supernas.states import SearchState, TrialState
 
 SPEC = {"task": "digits", "budget": {"max_trials": 4}}
-
-
-@pytest.fixture
-def storage(database_url: str) -> Iterator[Storage]:
-    store = Storage(database_url)
-    store.upgrade()
-    yield store
-    store.dispose()
 
 
 def _run_threads(targets: list[Callable[[], object]]) -> None:
