@@ -88,7 +88,7 @@ class GPProposer:
         """The GP's posterior mean and std (each (Q,)) of the value ``to_value`` gives, for the encoded
         ``configs`` (Q, d) after ``steps`` (Q,) steps of training (1..steps), or None while fewer than
         ``MIN_TRIALS`` trials have reported. For ``freeze_thaw``, which fuses it with the PFN's."""
-        fitted = self._fitted(trials, rng, to_value)
+        fitted = self._model(trials, rng, to_value)
         if fitted is None:
             return None
         gp, _ = fitted
@@ -99,15 +99,11 @@ class GPProposer:
         std = posterior.variance.clamp_min(1e-12).sqrt().squeeze(-1).numpy()
         return mean, std
 
-    def _model(self, trials: Mapping[int, TrialCurve], rng: np.random.Generator) -> tuple[Any, float] | None:
-        """The GP on the trials' reports and the best value at the full fidelity (in its units)."""
-        return self._fitted(trials, rng, None)
-
-    def _fitted(
+    def _model(
         self,
         trials: Mapping[int, TrialCurve],
         rng: np.random.Generator,
-        to_value: Callable[[np.ndarray], np.ndarray] | None,
+        to_value: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> tuple[Any, float] | None:
         """The GP on the trials' reports, valued by ``to_value`` (a new scalarisation if None), and
         the best value at the full fidelity (in its units)."""
