@@ -10,6 +10,7 @@ import pytest
 
 from search_spaces.params import Float, ParamSpace
 from supernas.objectives import Direction
+from surrogates.schedulers import freeze_thaw
 from surrogates.schedulers.base import Action, SchedulerSettings, SchedulingProblem
 from surrogates.schedulers.freeze_thaw import SHORTLIST, FreezeThawScheduler, fuse
 from surrogates.schedulers.ranking import (
@@ -139,6 +140,25 @@ def test_freeze_thaw_resumes_the_trial_whose_curve_is_best() -> None:
     assert record["predicted"]["std"] > 0 and 0 <= record["acquisition"] <= 1
 
 
+def test_freeze_thaw_exploits_the_best_predicted_final_value_in_a_share_of_its_decisions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One decision in ten resumes the paused trial predicted best at the last epoch, so that a good
+    trial is trained to the end instead of many being trained halfway."""
+    problem = SchedulingProblem(("val_loss",), (Direction.MINIMIZE,), EPOCHS, 1, SPACE)
+    scheduler = FreezeThawScheduler(problem, SchedulerSettings(step=1), seed=0)
+    _paused_trials(scheduler, 6)  # trial 0 has the lowest loss at every epoch
+    decisions = [scheduler.next_step(list(range(6)), {"a": 0.5, "b": 0.5}) for _ in range(40)]
+    exploiting = [d for d in decisions if d is not None and "exploitation" in d.reason]
+    assert 1 <= len(exploiting) <= 12  # EXPLOIT = 0.1 of 40 decisions
+    for decision in exploiting:
+        assert decision.action is Action.RESUME and decision.trial == 0
+        assert decision.predicted is not None and decision.predicted.fidelity == EPOCHS
+    monkeypatch.setattr(freeze_thaw, "EXPLOIT", 0.0)
+    decisions = [scheduler.next_step(list(range(6)), {"a": 0.5, "b": 0.5}) for _ in range(20)]
+    assert not any(d is not None and "exploitation" in d.reason for d in decisions)
+
+
 def test_fuse_weights_each_expert_by_its_precision() -> None:
     mean, std = fuse(np.array([0.0, 0.0]), np.array([1.0, 0.1]), np.array([2.0, 2.0]), np.array([1.0, 1.0]))
     assert mean[0] == pytest.approx(1.0) and std[0] == pytest.approx(1 / np.sqrt(2))
@@ -172,9 +192,8 @@ def test_freeze_thaw_fuses_the_pfn_with_the_gp_once_three_trials_reported(trials
     epoch = decision.predicted.fidelity  # min_fidelity 1: the fidelity is the epoch
     pfn_mean, pfn_std = _pfn_alone(scheduler, trials, decision.trial, epoch)
     if trials < 3:
-        assert decision.predicted.mean == pytest.approx(
-            -pfn_mean
-        ) and decision.predicted.std == pytest.approx(pfn_std)
+        assert decision.predicted.mean == pytest.approx(-pfn_mean, rel=1e-4)
+        assert decision.predicted.std == pytest.approx(pfn_std, rel=1e-4)
     else:
         assert 0 < decision.predicted.std < pfn_std
         assert decision.predicted.mean != pytest.approx(-pfn_mean)
