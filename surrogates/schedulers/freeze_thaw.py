@@ -14,8 +14,8 @@ benchmark's regret at half the budget fell on both (README). Several objectives 
 augmented Chebyshev weights per decision (``scalarize``): multi-objective freeze-thaw.
 
 A share ``EXPLOIT`` of the decisions instead resumes the paused trial whose fused prediction at the last
-step is best. MFPI-random alone spread the budget over many good trials: at half the budget the
-best configs had been started but trained 12 to 18 of the 26 to 28 epochs they need (README).
+step is best. MFPI-random alone spread the budget over many good trials: at half the budget the two
+best configs had been started but trained 8 to 18 of the 27 and 28 epochs at which they peak (README).
 
 New configs: of ``candidates`` random configs, the ``SHORTLIST`` with the highest log-EI under
 ``mobster``'s GP over (config, fidelity) (``gp_proposer``; the trials running, not the paused ones,
