@@ -323,7 +323,20 @@ class Dispatcher:
         supernet = self._storage.get_supernet(record.supernet_id)
         if supernet.search_id == record.id or supernet.state is SupernetState.READY:
             return None
+        if supernet.state in (SupernetState.QUEUED, SupernetState.TRAINING) and supernet.search_id:
+            owner = self._storage.get_search(supernet.search_id)  # claimed: it ended untrained
+            return f"supernet {supernet.id} will not be trained: its search {owner.id} is {owner.state.value}"
         return f"supernet {supernet.id} is {supernet.state.value}: {supernet.state_reason}"[:2000]
+
+    def _keep_own_supernet_queued(self, search: SearchRecord, reason: str) -> None:
+        """A search paused or requeued during its supernet's training leaves the supernet queued, not
+        canceled: the training resumes from its checkpoint when the search runs again, and searches
+        naming the supernet keep waiting for it."""
+        if search.supernet_id is None:
+            return
+        supernet = self._storage.get_supernet(search.supernet_id)
+        if supernet.search_id == search.id and supernet.state is SupernetState.CANCELED:
+            self._storage.set_supernet_state(supernet.id, SupernetState.QUEUED, reason)
 
     def _finish(self, search_id: str, outcome: SearchOutcome, user_canceled: bool) -> None:
         search = self._storage.get_search(search_id)
@@ -332,6 +345,9 @@ class Dispatcher:
         if self._shutdown.is_set() and not user_canceled:
             if action is None:
                 self._storage.set_aside_unfinished_trials(search_id, "interrupted by service shutdown")
+                self._keep_own_supernet_queued(
+                    search, f"interrupted by service shutdown; trains when search {search_id} runs again"
+                )
                 self._storage.set_search_state(
                     search_id, SearchState.QUEUED, "interrupted by service shutdown"
                 )
@@ -345,6 +361,7 @@ class Dispatcher:
             outcome = SearchOutcome(SearchState.SUCCEEDED, "stopped by user")
         if outcome.state is SearchState.PAUSED:
             self._storage.set_aside_unfinished_trials(search_id, "paused with the search")
+            self._keep_own_supernet_queued(search, f"paused with search {search_id}; trains when it resumes")
         else:
             self._storage.cancel_unfinished_trials(search_id, outcome.reason or outcome.state.value)
         if outcome.state is SearchState.SUCCEEDED:

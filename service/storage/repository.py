@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from service.storage.datasets import DatasetStore
 from service.storage.engine import make_engine
@@ -38,6 +38,7 @@ _ACTIVE_SEARCHES = (SearchState.RUNNING.value, SearchState.STOPPING.value)
 _CANCELABLE_AT_ONCE = (SearchState.QUEUED.value, SearchState.PAUSED.value)
 _LOST_IN_RESTART = "worker lost: service restarted"
 _UNTRAINED = (SupernetState.QUEUED.value, SupernetState.TRAINING.value)  # a named supernet to wait for
+_UNENDED = tuple(s.value for s in SearchState if not s.is_terminal)  # may still train its supernet
 
 
 class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStore):
@@ -134,13 +135,18 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
     def claim_next_queued_search(self) -> SearchRecord | None:
         """Move the oldest queued search to running; two dispatchers never claim the same one
         (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, see ``claim_oldest``). A search that names a
-        supernet still queued or training elsewhere (stand-alone, or another search's) waits, and
-        younger searches go first."""
+        supernet still queued or training elsewhere (stand-alone, or another search's that has not
+        ended: a paused one resumes the training when it resumes) waits, and younger searches go first."""
         now = utcnow()
+        owner = aliased(SearchRow)
+        owner_may_train = exists().where(owner.id == SupernetRow.search_id, owner.state.in_(_UNENDED))
         waits_for_supernet = exists().where(
             SupernetRow.id == SearchRow.supernet_id,
             SupernetRow.state.in_(_UNTRAINED),
-            or_(SupernetRow.search_id.is_(None), SupernetRow.search_id != SearchRow.id),
+            or_(
+                SupernetRow.search_id.is_(None),
+                and_(SupernetRow.search_id != SearchRow.id, owner_may_train),
+            ),
         )
         return claim_oldest(
             self.engine,
@@ -200,6 +206,7 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
                     finished_at=utcnow(),
                 ):  # a paused search's set-aside trials will not resume
                     end_unfinished_trials(s, search_id, TrialState.CANCELED, "canceled by user")
+                    _cancel_own_untrained_supernet(s, search_id, "canceled by user")
                     return search_row(s, search_id).to_record()
                 if self._update_search(
                     s, search_id, _ACTIVE_SEARCHES, reason="cancel requested", cancel_requested=True
@@ -301,6 +308,7 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
                     ):
                         if state.is_terminal:  # a paused search's set-aside trials will not resume
                             end_unfinished_trials(s, search_id, TrialState.CANCELED, reason)
+                            _cancel_own_untrained_supernet(s, search_id, reason)
                         return search_row(s, search_id).to_record()
                 elif current in later:
                     state, reason = later[current]
@@ -364,3 +372,13 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
                 else:  # it runs again: its trials resume from their checkpoints or start again
                     set_aside_unfinished_trials(s, row.id, _LOST_IN_RESTART)
         return requeued
+
+
+def _cancel_own_untrained_supernet(session: Session, search_id: str, reason: str) -> None:
+    """A search that ends before training its own supernet leaves it canceled, not queued for ever: a
+    search waiting for it is then claimed and failed with this reason, and new ones are refused."""
+    session.execute(
+        update(SupernetRow)
+        .where(SupernetRow.search_id == search_id, SupernetRow.state.in_(_UNTRAINED))
+        .values(state=SupernetState.CANCELED.value, state_reason=f"{reason} (search {search_id})")
+    )

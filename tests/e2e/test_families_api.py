@@ -1,10 +1,12 @@
 """End to end through the real service (SQLite, embedded Ray): every supernet family trains on a
 built-in task through the API, a stand-alone supernet is reused by a later search without training
-again, an uploaded data set is searched, a collapsing supernet fails the search with the reason, and
-downloaded ONNX models reproduce the test accuracy recorded by the search."""
+again, an uploaded data set is searched, a collapsing supernet fails the search with the reason, a
+search waiting for another search's supernet waits through that search's pause, and downloaded ONNX
+models reproduce the test accuracy recorded by the search."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -188,3 +190,42 @@ def test_a_search_waiting_for_a_stand_alone_supernet_that_collapses_fails_with_t
     assert search["state_reason"].startswith(f"supernet {supernet_id} is failed: ")
     assert "collapsed" in search["state_reason"]
     assert service.get(f"/api/v1/searches/{search['id']}/trials").json()["total"] == 0
+
+
+def test_a_search_waits_through_a_pause_of_the_search_training_its_supernet(service: Service) -> None:
+    """Pausing the search that trains a supernet during the training leaves the supernet queued, and
+    a search naming it goes on waiting; once the first is resumed and trains it, the second runs."""
+    owner_spec = {
+        "task": "wine",
+        "space": MLP_SPACE,
+        "objectives": OBJECTIVES,
+        "budget": {"max_trials": 2, "max_parallel": 2},
+        "scheduler": {"type": "fifo"},
+        "supernet": {"epochs": 400, "batch_size": 16, "lr": 0.05},
+        "fidelity": {"finetune_epochs": 1},
+    }
+    owner = service.post("/api/v1/searches", json=owner_spec)
+    assert owner.status_code == 201, owner.text
+    owner_id, supernet_id = owner.json()["id"], owner.json()["supernet_id"]
+    waiting_spec = {k: v for k, v in owner_spec.items() if k not in ("space", "supernet")}
+    waiting = service.post("/api/v1/searches", json=waiting_spec | {"supernet_id": supernet_id})
+    assert waiting.status_code == 201, waiting.text
+    waiting_id = waiting.json()["id"]
+
+    poll_resource(service, f"/api/v1/supernets/{supernet_id}", lambda s: s["state"] == "training", 120)
+    assert service.post(f"/api/v1/searches/{owner_id}/pause").status_code == 202
+    poll_resource(service, f"/api/v1/searches/{owner_id}", lambda s: s["state"] == "paused", 120)
+    supernet = service.get(f"/api/v1/supernets/{supernet_id}").json()
+    assert supernet["state"] == "queued", supernet
+    assert supernet["state_reason"] == f"paused with search {owner_id}; trains when it resumes"
+    time.sleep(3)  # the dispatcher polls every second: the waiting search must not be claimed
+    assert service.get(f"/api/v1/searches/{waiting_id}").json()["state"] == "queued"
+
+    assert service.post(f"/api/v1/searches/{owner_id}/resume").status_code == 202
+    resumed = poll_resource(service, f"/api/v1/searches/{owner_id}", lambda s: s["state"] in TERMINAL, 400)
+    assert resumed["state"] == "succeeded", resumed
+    search = poll_resource(service, f"/api/v1/searches/{waiting_id}", lambda s: s["state"] in TERMINAL, 400)
+    assert search["state"] == "succeeded", search
+    supernet = service.get(f"/api/v1/supernets/{supernet_id}").json()
+    assert supernet["state"] == "ready", supernet
+    assert datetime.fromisoformat(search["started_at"]) >= datetime.fromisoformat(supernet["finished_at"])

@@ -1,15 +1,27 @@
 """A search naming a supernet that is still queued or training waits queued, and younger searches go
 first; it is claimed once the supernet is ready, or once it ended otherwise (the dispatcher then
-fails it with the supernet's reason). Runs on SQLite and on PostgreSQL."""
+fails it with the supernet's reason). A search paused or interrupted while training its supernet
+leaves the supernet queued, so the searches waiting for it go on waiting; one canceled or stopped
+cancels it. Runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from service.dispatch import Dispatcher
+from service.settings import Settings
 from service.storage import Storage
 from supernas.states import SearchState, SupernetState
+from workers.driver import SearchOutcome
 
 SUPERNET_SPEC: dict[str, Any] = {"name": "shared", "task": "digits", "space": {"family": "elastic_cnn"}}
+OWNER_SPEC: dict[str, Any] = {  # a whole spec: the dispatcher reads it when the search ends
+    "task": "digits",
+    "space": {"family": "elastic_cnn"},
+    "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+    "budget": {"max_trials": 4},
+}
 
 
 def _search_on(storage: Storage, supernet_id: str, name: str) -> str:
@@ -65,3 +77,84 @@ def test_a_search_training_its_own_supernet_does_not_wait_for_it(storage: Storag
     assert storage.claim_next_queued_search() is None  # the other waits for that training
     storage.set_supernet_state(own.supernet_id, SupernetState.READY, "trained", {})
     assert storage.claim_next_queued_search().id == other
+
+
+def _dispatcher(storage: Storage, database_url: str, tmp_path: Path) -> Dispatcher:
+    """A dispatcher on ``storage`` whose loop is not started (its end-of-search bookkeeping only)."""
+    return Dispatcher(storage, Settings(database_url=database_url, data_dir=tmp_path, run_dispatcher=False))
+
+
+def _owner_and_waiting(storage: Storage) -> tuple[str, str, str]:
+    """A search training its own supernet (claimed, training it) and a younger one naming it."""
+    owner, _ = storage.create_search(OWNER_SPEC, "owner", supernet_spec=SUPERNET_SPEC | {"name": "own"})
+    assert owner.supernet_id is not None
+    waiting = _search_on(storage, owner.supernet_id, "waiting")
+    assert storage.claim_next_queued_search().id == owner.id
+    storage.set_supernet_state(owner.supernet_id, SupernetState.TRAINING, "epoch 1/2")
+    return owner.id, owner.supernet_id, waiting
+
+
+def test_pausing_the_search_that_trains_a_supernet_keeps_the_searches_waiting_for_it(
+    storage: Storage, database_url: str, tmp_path: Path
+) -> None:
+    owner, supernet_id, waiting = _owner_and_waiting(storage)
+    dispatcher = _dispatcher(storage, database_url, tmp_path)
+    # a pause during the training: the driver cancels the training, records it, and winds down
+    storage.request_pause(owner)
+    storage.set_supernet_state(supernet_id, SupernetState.CANCELED, "canceled during supernet training")
+    dispatcher._finish(owner, SearchOutcome(SearchState.SUCCEEDED, "wound down"), user_canceled=False)
+
+    assert storage.get_search(owner).state is SearchState.PAUSED
+    supernet = storage.get_supernet(supernet_id)
+    assert supernet.state is SupernetState.QUEUED
+    assert supernet.state_reason == f"paused with search {owner}; trains when it resumes"
+    assert storage.claim_next_queued_search() is None  # the waiting search goes on waiting
+
+    storage.request_resume(owner)
+    assert storage.claim_next_queued_search().id == owner  # the owner first: it trains the supernet
+    storage.set_supernet_state(supernet_id, SupernetState.READY, "trained", {})
+    assert storage.claim_next_queued_search().id == waiting
+
+
+def test_a_search_interrupted_by_a_shutdown_leaves_its_supernet_queued(
+    storage: Storage, database_url: str, tmp_path: Path
+) -> None:
+    owner, supernet_id, _ = _owner_and_waiting(storage)
+    dispatcher = _dispatcher(storage, database_url, tmp_path)
+    dispatcher._shutdown.set()
+    storage.set_supernet_state(supernet_id, SupernetState.CANCELED, "canceled during supernet training")
+    dispatcher._finish(owner, SearchOutcome(SearchState.CANCELED, "canceled"), user_canceled=False)
+
+    assert storage.get_search(owner).state is SearchState.QUEUED
+    supernet = storage.get_supernet(supernet_id)
+    assert supernet.state is SupernetState.QUEUED  # not canceled: a waiting search is not failed
+    assert supernet.state_reason == f"interrupted by service shutdown; trains when search {owner} runs again"
+    assert storage.claim_next_queued_search().id == owner  # the waiting one still waits
+
+
+def test_canceling_or_stopping_a_paused_search_cancels_its_untrained_supernet(storage: Storage) -> None:
+    for verb in ("cancel", "stop"):
+        owner, supernet_id, waiting = _owner_and_waiting(storage)
+        storage.set_supernet_state(supernet_id, SupernetState.QUEUED, "paused with the search")
+        storage.set_search_state(owner, SearchState.PAUSED, "paused by user")
+        getattr(storage, f"request_{verb}")(owner)
+
+        supernet = storage.get_supernet(supernet_id)
+        reason = "canceled by user" if verb == "cancel" else "stopped by user"
+        assert supernet.state is SupernetState.CANCELED
+        assert supernet.state_reason == f"{reason} (search {owner})"
+        assert storage.claim_next_queued_search().id == waiting  # for the dispatcher to fail it
+        storage.set_search_state(waiting, SearchState.FAILED, "test done")
+
+
+def test_a_search_is_claimed_once_the_search_training_its_supernet_ended_without_it(
+    storage: Storage, database_url: str, tmp_path: Path
+) -> None:
+    owner, supernet_id, waiting = _owner_and_waiting(storage)
+    storage.set_search_state(owner, SearchState.FAILED, "search driver error: lost")  # supernet left training
+    claimed = storage.claim_next_queued_search()
+    assert claimed is not None and claimed.id == waiting
+    dispatcher = _dispatcher(storage, database_url, tmp_path)
+    assert dispatcher._unusable_supernet(claimed) == (
+        f"supernet {supernet_id} will not be trained: its search {owner} is failed"
+    )
