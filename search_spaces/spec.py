@@ -329,17 +329,19 @@ class SearchSpec(_Strict):
             quantization.check_units(space.quant_units(), space.family)
         return quantization
 
-    @field_validator("fidelity")
-    @classmethod
-    def _supernet_epochs_below_training(cls, fidelity: Fidelity, info: ValidationInfo) -> Fidelity:
-        training = info.data.get("supernet")  # validated before (a field defined earlier)
-        late = [e for e in fidelity.supernet_epochs if training is not None and e >= training.epochs]
+    @model_validator(mode="after")
+    def _supernet_epochs_below_training(self) -> SearchSpec:
+        """Checked against the named supernet's training once the service has filled it in, not
+        against the default training settings of a spec that names a supernet and omits them."""
+        if self.supernet_id is not None and "supernet" not in self.model_fields_set:
+            return self
+        late = [e for e in self.fidelity.supernet_epochs if e >= self.supernet.epochs]
         if late:
             raise ValueError(
-                f"supernet_epochs: {late[0]} is not below supernet.epochs ({training.epochs}); the "
+                f"supernet_epochs: {late[0]} is not below supernet.epochs ({self.supernet.epochs}); the "
                 "trained supernet is always the last inherited step"
             )
-        return fidelity
+        return self
 
     @model_validator(mode="after")
     def _space_or_supernet(self) -> SearchSpec:

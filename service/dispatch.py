@@ -22,7 +22,7 @@ from service.settings import Settings
 from service.storage import Storage
 from supernas.records import Observation, SearchRecord, SupernetRecord
 from supernas.states import SearchState, SupernetState, TrialState
-from workers.driver import SearchJob, SearchOutcome, run_search, supernet_dir
+from workers.driver import SearchJob, SearchOutcome, SupernetStateReader, run_search, supernet_dir
 from workers.export import MANIFEST_FILE
 from workers.supernet_job import run_supernet_training
 from workers.trial import trial_dir
@@ -292,9 +292,31 @@ class Dispatcher:
             failed_before=failed,
             elapsed_s=(datetime.now(UTC) - started).total_seconds(),
             supernet_id=record.supernet_id,
+            supernet_trains_elsewhere=self._trains_elsewhere(record),
             curves=curves,
             resumed=resumed,
         )
+
+    def _trains_elsewhere(self, record: SearchRecord) -> bool:
+        """The search starts on the early epochs of a supernet a stand-alone job or another search
+        is training (it was claimed while that supernet trained)."""
+        if record.supernet_id is None or not record.spec.get("fidelity", {}).get("supernet_epochs"):
+            return False
+        supernet = self._storage.get_supernet(record.supernet_id)
+        return supernet.search_id != record.id and supernet.state is not SupernetState.READY
+
+    def _supernet_state(self, supernet_id: str | None) -> SupernetStateReader:
+        """A reader of the stored state of ``supernet_id``, at most one query per ``_CANCEL_POLL_S``."""
+        last: list[Any] = [-math.inf, None]
+
+        def read() -> tuple[SupernetState, str | None]:
+            assert supernet_id is not None
+            if time.monotonic() - last[0] > _CANCEL_POLL_S:
+                supernet = self._storage.get_supernet(supernet_id)
+                last[:] = [time.monotonic(), (supernet.state, supernet.state_reason)]
+            return last[1]
+
+        return read
 
     def _run_search(self, record: SearchRecord, check: LiveControl) -> None:
         log.info("running search %s (attempt %d)", record.id, record.attempt)
@@ -304,7 +326,8 @@ class Dispatcher:
             if unusable is not None:
                 outcome = SearchOutcome(SearchState.FAILED, unusable)
             else:
-                outcome = run_search(self._job(record), listener, check)
+                supernet_state = self._supernet_state(record.supernet_id)
+                outcome = run_search(self._job(record), listener, check, supernet_state)
         except Exception as exc:
             log.exception("search %s crashed", record.id)
             outcome = SearchOutcome(SearchState.FAILED, f"search driver error: {exc}"[:2000])
@@ -323,9 +346,15 @@ class Dispatcher:
         supernet = self._storage.get_supernet(record.supernet_id)
         if supernet.search_id == record.id or supernet.state is SupernetState.READY:
             return None
-        if supernet.state in (SupernetState.QUEUED, SupernetState.TRAINING) and supernet.search_id:
-            owner = self._storage.get_search(supernet.search_id)  # claimed: it ended untrained
+        untrained = supernet.state in (SupernetState.QUEUED, SupernetState.TRAINING)
+        early = bool(record.spec.get("fidelity", {}).get("supernet_epochs"))
+        if untrained and supernet.search_id:
+            owner = self._storage.get_search(supernet.search_id)
+            if early and not owner.state.is_terminal:  # claimed while it trained: the driver follows it
+                return None
             return f"supernet {supernet.id} will not be trained: its search {owner.id} is {owner.state.value}"
+        if untrained and early:  # a stand-alone training: the driver follows it
+            return None
         return f"supernet {supernet.id} is {supernet.state.value}: {supernet.state_reason}"[:2000]
 
     def _keep_own_supernet_queued(self, search: SearchRecord, reason: str) -> None:
@@ -353,6 +382,12 @@ class Dispatcher:
                 )
                 return
             outcome = SearchOutcome(SearchState.SUCCEEDED, "interrupted by service shutdown")
+        if outcome.state is SearchState.QUEUED and not user_canceled:  # its supernet is queued again
+            if action is None:  # its trials resume from their checkpoints when it is claimed again
+                self._storage.set_aside_unfinished_trials(search_id, outcome.reason or "queued again")
+                self._storage.set_search_state(search_id, SearchState.QUEUED, outcome.reason)
+                return
+            outcome = SearchOutcome(SearchState.SUCCEEDED, outcome.reason)
         if user_canceled:
             outcome = SearchOutcome(SearchState.CANCELED, "canceled by user")
         elif outcome.state is SearchState.SUCCEEDED and action == "pause":

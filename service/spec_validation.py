@@ -94,7 +94,8 @@ def _check_subsets_fit_task(spec: SearchSpec, task: _TaskFacts) -> None:
         raise InvalidInputError(reason, ("body", *field))
 
 
-# a search naming a queued or training supernet waits queued until it is ready (``claim_next_queued_search``)
+# a search naming a queued or training supernet waits queued until it is ready, or with
+# fidelity.supernet_epochs until it trains (``claim_next_queued_search``)
 _USABLE_SUPERNET_STATES = (SupernetState.READY, SupernetState.QUEUED, SupernetState.TRAINING)
 
 
@@ -113,12 +114,8 @@ def _with_supernet(spec: SearchSpec, storage: Storage, principal: Principal) -> 
             "a search can name a supernet that is ready, queued or training"
         )
     trained = SupernetSpec.model_validate(supernet.spec)
-    if spec.fidelity.supernet_epochs and supernet.state is not SupernetState.READY:
-        raise ConflictError(
-            f"supernet {supernet.id} is {supernet.state.value}; a search with fidelity.supernet_epochs "
-            "can name it once it is ready (or describe the supernet itself to start on its early epochs)"
-        )
-    if spec.fidelity.supernet_epochs and "snapshot_epochs" not in (supernet.summary or {}):
+    ready = supernet.state is SupernetState.READY  # one in training keeps every epoch's weights
+    if spec.fidelity.supernet_epochs and ready and "snapshot_epochs" not in (supernet.summary or {}):
         raise InvalidInputError(
             f"supernet {supernet.id} keeps no per-epoch weights (it was trained before supernet epochs "
             "were a fidelity); train a new supernet or omit fidelity.supernet_epochs",

@@ -1,7 +1,8 @@
 """Runs one search on Ray: train the supernet once, then evaluate sub-networks through Ray Tune.
 
 With ``fidelity.supernet_epochs`` the trials start as soon as the first of those epochs is trained
-and run while the supernet trains on, in a Ray task that leaves them a CPU (``_TrainingAlongside``).
+and run while the supernet trains on, in a Ray task that leaves them a CPU (``_TrainingAlongside``),
+or elsewhere: stand-alone, or for another search (``_TrainingElsewhere``).
 
 Called by the service's dispatcher in a thread of the service process; everything it learns goes
 to the ``SearchListener`` (the service), never to the database directly.
@@ -34,11 +35,15 @@ from workers.pausing_scheduler import OnDecision, PausingScheduler
 from workers.ray_runtime import joins_a_cluster
 from workers.searcher import StrategySearcher
 from workers.supernet_job import SupernetOutcome, SupernetRun
+from workers.supernet_training import SupernetPaths
 from workers.trial import evaluate_subnet
 from workers.trial_checkpoints import ResumedTrial, run_name, runs_root
 from workers.tune_callbacks import ListenerCallback, RunStopper
 
 log = logging.getLogger(__name__)
+
+SupernetStateReader = Callable[[], tuple[SupernetState, str | None]]  # a stored supernet's state, reason
+_ELSEWHERE_POLL_S = 0.5
 
 
 def supernet_dir(artifacts_root: str | Path, supernet_id: str) -> Path:
@@ -59,6 +64,8 @@ class SearchJob:
     failed_before: int = 0  # trials of earlier runs that failed
     elapsed_s: float = 0.0
     supernet_id: str | None = None
+    # fidelity.supernet_epochs on a supernet a stand-alone job or another search is training
+    supernet_trains_elsewhere: bool = False
     curves: list[StoredCurve] = field(default_factory=list)  # reports of the finished trials
     resumed: list[ResumedTrial] = field(default_factory=list)  # set aside when an earlier run stopped
 
@@ -141,13 +148,76 @@ class _TrainingAlongside:
         return self.ended
 
 
+class _TrainingElsewhere:
+    """A supernet that a stand-alone job or another search is training, followed through its stored
+    state (``supernet_state``) while this search's trials run on its early epochs; each of their
+    steps waits until its epoch's weights exist (``workers.trial``)."""
+
+    def __init__(self, supernet_id: str, supernet_state: SupernetStateReader) -> None:
+        self._supernet_id = supernet_id
+        self._supernet_state = supernet_state
+
+    def outcome(self) -> SearchOutcome | None:
+        """None while the supernet trains or is ready; else how this search ends: queued again while
+        the supernet is (its search paused, or the service restarted), failed if it will not train."""
+        state, reason = self._supernet_state()
+        if state in (SupernetState.TRAINING, SupernetState.READY):
+            return None
+        if state is SupernetState.QUEUED:
+            return SearchOutcome(
+                SearchState.QUEUED, f"waiting for supernet {self._supernet_id} to train again: {reason}"
+            )
+        return SearchOutcome(SearchState.FAILED, f"supernet {self._supernet_id} is {state.value}: {reason}")
+
+    def failure(self) -> str | None:
+        outcome = self.outcome()
+        return outcome.reason if outcome is not None else None
+
+    def join(self) -> SearchOutcome | None:
+        """The trials have ended: the search's outcome if the supernet stopped training under them."""
+        return self.outcome()
+
+
+def _follow_elsewhere(
+    job: SearchJob,
+    first_epoch: int,
+    listener: SearchListener,
+    is_canceled: Callable[[], bool],
+    supernet_state: SupernetStateReader,
+) -> tuple[SearchOutcome | None, _TrainingElsewhere | None]:
+    """Wait until the supernet trained elsewhere has its ``first_epoch``; then its follower."""
+    assert job.supernet_id is not None
+    following = _TrainingElsewhere(job.supernet_id, supernet_state)
+    paths = SupernetPaths(job.supernet_dir)
+    listener.progress(f"waiting for epoch {first_epoch} of supernet {job.supernet_id}")
+    while not paths.weights_ready(first_epoch):
+        if (outcome := following.outcome()) is not None:
+            return outcome, None
+        if is_canceled():
+            canceled = f"canceled while supernet {job.supernet_id} trained"
+            return SearchOutcome(SearchState.CANCELED, canceled), None
+        time.sleep(_ELSEWHERE_POLL_S)
+    listener.progress(
+        f"evaluating sub-networks from epoch {first_epoch} of supernet {job.supernet_id} while it trains"
+    )
+    return None, following
+
+
 def _train(
-    job: SearchJob, listener: SearchListener, is_canceled: Callable[[], bool]
-) -> tuple[SearchOutcome | None, _TrainingAlongside | None]:
+    job: SearchJob,
+    listener: SearchListener,
+    is_canceled: Callable[[], bool],
+    supernet_state: SupernetStateReader | None = None,
+) -> tuple[SearchOutcome | None, _TrainingAlongside | _TrainingElsewhere | None]:
     """Train (or reuse) the search's supernet on Ray. Returns an outcome if the search ends here; or,
-    with ``fidelity.supernet_epochs``, the training that goes on once their first epoch is trained."""
+    with ``fidelity.supernet_epochs``, the training that goes on once their first epoch is trained
+    (here, or elsewhere: ``job.supernet_trains_elsewhere``, followed through ``supernet_state``)."""
     spec = SearchSpec.model_validate(job.spec)
     early = spec.fidelity.supernet_epochs
+    if job.supernet_trains_elsewhere:
+        if supernet_state is None:
+            raise ValueError("a search on a supernet trained elsewhere needs its supernet_state reader")
+        return _follow_elsewhere(job, early[0], listener, is_canceled, supernet_state)
     run = SupernetRun(
         spec.supernet_spec().model_dump(mode="json"),
         job.supernet_dir,
@@ -162,13 +232,21 @@ def _train(
     return _training_ended(outcome, listener), None
 
 
-def run_search(job: SearchJob, listener: SearchListener, control: SearchControl) -> SearchOutcome:
+def run_search(
+    job: SearchJob,
+    listener: SearchListener,
+    control: SearchControl,
+    supernet_state: SupernetStateReader | None = None,
+) -> SearchOutcome:
     """Run the search until its budget is spent, it is canceled, too many trials failed, or (a pause or
     stop was requested) no new trial may start and the running ones have finished. The budget is
-    read from ``control`` throughout, so changes made while the search runs take effect."""
+    read from ``control`` throughout, so changes made while the search runs take effect.
+    ``supernet_state`` reads the stored state of a supernet trained elsewhere (see ``SearchJob``)."""
     spec = SearchSpec.model_validate(job.spec)
     started = time.monotonic()
-    ended, alongside = _train(job, listener, lambda: control.canceled() or control.winding_down())
+    ended, alongside = _train(
+        job, listener, lambda: control.canceled() or control.winding_down(), supernet_state
+    )
 
     def training_outcome(ended: SearchOutcome) -> SearchOutcome:
         if ended.state is SearchState.CANCELED and not control.canceled() and control.winding_down():
@@ -189,7 +267,7 @@ def _evaluate(
     listener: SearchListener,
     control: SearchControl,
     started: float,
-    alongside: _TrainingAlongside | None,
+    alongside: _TrainingAlongside | _TrainingElsewhere | None,
 ) -> SearchOutcome:
     """Run the trials through Ray Tune until the budget is spent or the search must stop."""
     if job.spent_before >= control.budget().max_trials:

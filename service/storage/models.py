@@ -89,6 +89,8 @@ class SearchRow(Base):
     owner: Mapped[str] = mapped_column(
         String(64), index=True, default=LOCAL_OWNER, server_default=LOCAL_OWNER
     )
+    # fidelity.supernet_epochs on a supernet trained elsewhere: claimable once that supernet trains
+    starts_on_training_supernet: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     def to_record(self) -> SearchRecord:
         return SearchRecord(

@@ -80,6 +80,7 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
             with Session(self.engine) as s, s.begin():
                 search_id = uuid4().hex
                 supernet_id = spec.get("supernet_id")
+                early_epochs = (spec.get("fidelity") or {}).get("supernet_epochs")
                 reason = "waiting for a dispatcher"
                 if supernet_id is None and supernet_spec is not None:
                     supernet = new_supernet_row(supernet_spec, search_id=search_id, owner=owner)
@@ -87,7 +88,9 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
                     supernet_id = supernet.id
                 elif supernet_id is not None:
                     named = s.scalar(select(SupernetRow.state).where(SupernetRow.id == supernet_id))
-                    if named in _UNTRAINED:  # the state changes while it waits: not shown
+                    if early_epochs and named == SupernetState.QUEUED.value:  # trials start as it trains
+                        reason = f"waiting for supernet {supernet_id} to start training"
+                    elif not early_epochs and named in _UNTRAINED:  # later state changes: not shown
                         reason = f"waiting for supernet {supernet_id} to be trained"
                 row = SearchRow(
                     id=search_id,
@@ -98,6 +101,7 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
                     idempotency_key=idempotency_key,
                     supernet_id=supernet_id,
                     owner=owner,
+                    starts_on_training_supernet=bool(early_epochs and spec.get("supernet_id")),
                 )
                 s.add(row)
                 s.flush()
@@ -136,10 +140,16 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
         """Move the oldest queued search to running; two dispatchers never claim the same one
         (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, see ``claim_oldest``). A search that names a
         supernet still queued or training elsewhere (stand-alone, or another search's that has not
-        ended: a paused one resumes the training when it resumes) waits, and younger searches go first."""
+        ended: a paused one resumes the training when it resumes) waits, and younger searches go first.
+        One with ``fidelity.supernet_epochs`` waits only while that supernet is queued: its trials start
+        on the early epochs while the supernet trains."""
         now = utcnow()
         owner = aliased(SearchRow)
         owner_may_train = exists().where(owner.id == SupernetRow.search_id, owner.state.in_(_UNENDED))
+        starts_on_it = and_(
+            SearchRow.starts_on_training_supernet.is_(True),
+            SupernetRow.state == SupernetState.TRAINING.value,
+        )
         waits_for_supernet = exists().where(
             SupernetRow.id == SearchRow.supernet_id,
             SupernetRow.state.in_(_UNTRAINED),
@@ -147,6 +157,7 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
                 SupernetRow.search_id.is_(None),
                 and_(SupernetRow.search_id != SearchRow.id, owner_may_train),
             ),
+            ~starts_on_it,
         )
         return claim_oldest(
             self.engine,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -144,6 +145,31 @@ def test_trials_run_on_early_supernet_epochs_while_the_supernet_trains(client: h
         ]
     early = [r for t in trials for r in t["reports"] if r["metrics"]["supernet_epoch"] == 1]
     # the first trials were measured on epoch 1 while the supernet still trained its later epochs
+    assert min(r["created_at"] for r in early) < supernet["finished_at"], (early, supernet)
+    assert any(t["state"] == "succeeded" for t in trials)
+
+
+def test_a_search_starts_on_the_early_epochs_of_a_stand_alone_supernet_in_training(
+    tmp_path: Path,
+) -> None:
+    # two searches or trainings at once; 3 Ray CPUs: the training takes 2, a trial the third
+    env = {"SUPERNAS_MAX_CONCURRENT_SEARCHES": "2", "SUPERNAS_RAY_NUM_CPUS": "3"}
+    with running_service(tmp_path, f"sqlite:///{tmp_path}/supernas.db", extra_env=env) as handle:
+        client = httpx.Client(base_url=handle.url, timeout=30)
+        body = {key: EARLY_EPOCHS_SEARCH[key] for key in ("task", "space", "seed")}
+        created = client.post("/api/v1/supernets", json=body | {"training": EARLY_EPOCHS_SEARCH["supernet"]})
+        assert created.status_code == 201, created.text
+        supernet_id = created.json()["id"]
+        search, trials = _run(client, on_supernet(EARLY_EPOCHS_SEARCH, supernet_id))
+        assert search["state"] == "succeeded", search
+        supernet = client.get(f"/api/v1/supernets/{supernet_id}").json()
+        assert supernet["state"] == "ready", supernet
+    for trial in trials:  # steps: epoch 1, epoch 6, the trained supernet (30), one fine-tuning epoch
+        assert [r["metrics"]["supernet_epoch"] for r in trial["reports"]] == [1, 6, 30, 30][
+            : len(trial["reports"])
+        ]
+    early = [r for t in trials for r in t["reports"] if r["metrics"]["supernet_epoch"] == 1]
+    # measured on epoch 1 while the stand-alone training went on
     assert min(r["created_at"] for r in early) < supernet["finished_at"], (early, supernet)
     assert any(t["state"] == "succeeded" for t in trials)
 

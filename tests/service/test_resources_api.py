@@ -196,15 +196,21 @@ def test_a_search_naming_a_supernet_still_in_training_is_queued_to_wait_for_it(
     assert search.json()["state"] == "queued"
     waiting = f"waiting for supernet {queued['id']} to be trained"
     assert search.json()["state_reason"] == waiting
+    early_body = body | {"fidelity": {"supernet_epochs": [1]}}
+    before = client.post("/api/v1/searches", json=early_body).json()
+    assert before["state_reason"] == f"waiting for supernet {queued['id']} to start training"
     assert search.json()["spec"]["space"]["stage_channels"] == [8, 16]  # the supernet's space
 
     storage = app.state.storage  # type: ignore[attr-defined]
     storage.set_supernet_state(queued["id"], SupernetState.TRAINING, "epoch 1/20")
     again = client.post("/api/v1/searches", json=body).json()
     assert again["state"] == "queued" and again["state_reason"] == waiting
-    early = body | {"fidelity": {"supernet_epochs": [1]}}
-    problem = problem_of(client.post("/api/v1/searches", json=early), 409)
-    assert "with fidelity.supernet_epochs can name it once it is ready" in problem["detail"]
+    early = client.post("/api/v1/searches", json=early_body)
+    assert early.status_code == 201, early.text  # it starts on the early epochs of the training
+    assert early.json()["state_reason"] == "waiting for a dispatcher"
+    late = body | {"fidelity": {"supernet_epochs": [1, queued["spec"]["training"]["epochs"]]}}
+    problem = problem_of(client.post("/api/v1/searches", json=late), 422)
+    assert "is not below supernet.epochs" in problem["detail"], problem
 
 
 # --- data sets ---------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 first; it is claimed once the supernet is ready, or once it ended otherwise (the dispatcher then
 fails it with the supernet's reason). A search paused or interrupted while training its supernet
 leaves the supernet queued, so the searches waiting for it go on waiting; one canceled or stopped
-cancels it. Runs on SQLite and on PostgreSQL."""
+cancels it. A search with ``fidelity.supernet_epochs`` waits only while the supernet is queued: it
+starts on the early epochs while the supernet trains, and is queued again (its trials set aside)
+while the supernet is. Runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any
 from service.dispatch import Dispatcher
 from service.settings import Settings
 from service.storage import Storage
-from supernas.states import SearchState, SupernetState
+from supernas.states import SearchState, SupernetState, TrialState
 from workers.driver import SearchOutcome
 
 SUPERNET_SPEC: dict[str, Any] = {"name": "shared", "task": "digits", "space": {"family": "elastic_cnn"}}
@@ -158,3 +160,74 @@ def test_a_search_is_claimed_once_the_search_training_its_supernet_ended_without
     assert dispatcher._unusable_supernet(claimed) == (
         f"supernet {supernet_id} will not be trained: its search {owner} is failed"
     )
+
+
+# --- fidelity.supernet_epochs: a search starts on the early epochs of a supernet trained elsewhere ---
+
+
+def _early_search_on(storage: Storage, supernet_id: str, name: str) -> str:
+    spec = OWNER_SPEC | {"supernet_id": supernet_id, "fidelity": {"supernet_epochs": [1]}}
+    search, _ = storage.create_search(spec, name)
+    return search.id
+
+
+def test_a_search_on_early_supernet_epochs_is_claimed_once_the_supernet_trains(storage: Storage) -> None:
+    supernet, _ = storage.create_supernet(SUPERNET_SPEC)
+    whole = _search_on(storage, supernet.id, "needs the trained supernet")
+    early = _early_search_on(storage, supernet.id, "starts on epoch 1")
+    assert storage.get_search(early).state_reason == f"waiting for supernet {supernet.id} to start training"
+    assert storage.claim_next_queued_search() is None  # queued: neither starts
+
+    assert storage.claim_next_queued_supernet().id == supernet.id
+    storage.set_supernet_state(supernet.id, SupernetState.TRAINING, "epoch 1/20")
+    claimed = storage.claim_next_queued_search()
+    assert claimed is not None and claimed.id == early  # the older one goes on waiting
+    assert storage.claim_next_queued_search() is None
+    storage.set_supernet_state(supernet.id, SupernetState.READY, "trained", {"snapshot_epochs": [1]})
+    assert storage.claim_next_queued_search().id == whole
+
+
+def test_a_search_on_early_epochs_of_another_searchs_supernet_follows_its_pause(
+    storage: Storage, database_url: str, tmp_path: Path
+) -> None:
+    owner, supernet_id, whole = _owner_and_waiting(storage)
+    early = _early_search_on(storage, supernet_id, "starts on epoch 1")
+    claimed = storage.claim_next_queued_search()
+    assert claimed is not None and claimed.id == early  # the owner trains: it may start
+    dispatcher = _dispatcher(storage, database_url, tmp_path)
+    assert dispatcher._unusable_supernet(claimed) is None
+    assert dispatcher._trains_elsewhere(claimed)
+    storage.create_trial(early, 0, {"depth": 1})
+
+    # the owner pauses: its supernet is queued again, and the driver following it ends the search so
+    reason = f"waiting for supernet {supernet_id} to train again: paused with search {owner}"
+    storage.set_supernet_state(supernet_id, SupernetState.QUEUED, f"paused with search {owner}")
+    dispatcher._finish(early, SearchOutcome(SearchState.QUEUED, reason), user_canceled=False)
+    record = storage.get_search(early)
+    assert (record.state, record.state_reason) == (SearchState.QUEUED, reason)
+    assert [t.state for t in storage.all_trials(early)] == [TrialState.PAUSED]  # resumes with it
+    assert storage.claim_next_queued_search() is None  # both wait while the supernet is queued
+
+    storage.set_supernet_state(supernet_id, SupernetState.TRAINING, "epoch 2/2")
+    assert storage.claim_next_queued_search().id == early
+    storage.set_search_state(owner, SearchState.CANCELED, "canceled by user")
+    storage.set_supernet_state(supernet_id, SupernetState.CANCELED, "canceled during supernet training")
+    claimed = storage.claim_next_queued_search()
+    assert claimed is not None and claimed.id == whole
+    assert dispatcher._unusable_supernet(claimed) == (
+        f"supernet {supernet_id} is canceled: canceled during supernet training"
+    )
+
+
+def test_a_search_requeued_with_its_supernet_while_a_pause_was_requested_pauses(
+    storage: Storage, database_url: str, tmp_path: Path
+) -> None:
+    supernet, _ = storage.create_supernet(SUPERNET_SPEC)
+    early = _early_search_on(storage, supernet.id, "starts on epoch 1")
+    storage.claim_next_queued_supernet()
+    storage.set_supernet_state(supernet.id, SupernetState.TRAINING, "epoch 1/20")
+    assert storage.claim_next_queued_search().id == early
+    storage.request_pause(early)
+    outcome = SearchOutcome(SearchState.QUEUED, "waiting for the supernet to train again")
+    _dispatcher(storage, database_url, tmp_path)._finish(early, outcome, user_canceled=False)
+    assert storage.get_search(early).state is SearchState.PAUSED

@@ -50,7 +50,7 @@ def _alembic_version(store: Storage) -> list[str]:
 
 def test_migrations_create_the_schema_the_models_describe(storage: Storage) -> None:
     storage.ping()
-    assert _alembic_version(storage) == ["0007"]
+    assert _alembic_version(storage) == ["0008"]
     assert {"searches", "trials", "trial_reports"} <= set(inspect(storage.engine).get_table_names())
     with storage.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -61,7 +61,7 @@ def test_upgrade_twice_is_a_no_op(storage: Storage) -> None:
     search, _ = storage.create_search(SPEC, "kept")
     storage.upgrade()
     upgrade_schema(storage.database_url)  # the URL form too
-    assert _alembic_version(storage) == ["0007"]
+    assert _alembic_version(storage) == ["0008"]
     assert storage.get_search(search.id) == search
 
 
@@ -501,7 +501,7 @@ def test_upgrade_from_the_first_schema_keeps_existing_rows(database_url: str) ->
     storage = Storage(database_url)
     try:
         storage.upgrade()
-        assert _alembic_version(storage) == ["0007"]
+        assert _alembic_version(storage) == ["0008"]
         trial = storage.get_trial("a" + "0" * 31, 0)
         assert trial.metrics == {"accuracy": 0.5} and trial.suggestion is None
         storage.create_trial(

@@ -124,3 +124,15 @@ def test_supernet_epochs_are_ascending_and_below_the_training(epochs: list[int],
     bad = EPOCHS_SPEC | {"fidelity": {"finetune_epochs": 1, "supernet_epochs": epochs}}
     with pytest.raises(ValidationError, match=message):
         SearchSpec.model_validate(bad)
+
+
+def test_a_spec_naming_a_supernet_is_checked_against_that_supernets_training_not_the_default() -> None:
+    named = {
+        "task": "digits",
+        "supernet_id": "sn_" + "0" * 32,
+        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+        "fidelity": {"supernet_epochs": [5, 15]},  # beyond the default 10 epochs: the service checks
+    }
+    assert SearchSpec.model_validate(named).fidelity.supernet_epochs == [5, 15]
+    with pytest.raises(ValidationError, match=r"15 is not below supernet.epochs \(12\)"):
+        SearchSpec.model_validate(named | {"supernet": {"epochs": 12}})  # as the service fills it in
