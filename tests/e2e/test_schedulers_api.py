@@ -1,9 +1,9 @@
 """Every multi-fidelity scheduler runs a real (small) search through the API: trials are promoted and
 stopped at rungs, or (freeze-thaw) paused and resumed from their checkpoints, and every decision is
 on its trial with the reason. A freeze-thaw search paused by its user keeps its paused trials, and
-resuming the search resumes them from their checkpoints. Trials run on the early epochs of a supernet
-while it trains: the search's own, a stand-alone one, or another search's (queued again while that
-search is paused).
+resuming the search resumes them from their checkpoints. Trials run on the early epochs of the
+search's own supernet while it trains (on a supernet trained elsewhere:
+``test_supernet_trained_elsewhere_e2e.py``).
 """
 
 from __future__ import annotations
@@ -148,89 +148,6 @@ def test_trials_run_on_early_supernet_epochs_while_the_supernet_trains(client: h
     # the first trials were measured on epoch 1 while the supernet still trained its later epochs
     assert min(r["created_at"] for r in early) < supernet["finished_at"], (early, supernet)
     assert any(t["state"] == "succeeded" for t in trials)
-
-
-@pytest.fixture(scope="module")
-def two_at_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    """A service running two searches or trainings at once, on 3 Ray CPUs: a supernet training takes
-    2, a trial of a search on its early epochs the third."""
-    data_dir = tmp_path_factory.mktemp("two-at-once")
-    env = {"SUPERNAS_MAX_CONCURRENT_SEARCHES": "2", "SUPERNAS_RAY_NUM_CPUS": "3"}
-    with running_service(data_dir, f"sqlite:///{data_dir}/supernas.db", extra_env=env) as handle:
-        yield httpx.Client(base_url=handle.url, timeout=30)
-
-
-def test_a_search_starts_on_the_early_epochs_of_a_stand_alone_supernet_in_training(
-    two_at_once: httpx.Client,
-) -> None:
-    client = two_at_once
-    body = {key: EARLY_EPOCHS_SEARCH[key] for key in ("task", "space", "seed")}
-    created = client.post("/api/v1/supernets", json=body | {"training": EARLY_EPOCHS_SEARCH["supernet"]})
-    assert created.status_code == 201, created.text
-    supernet_id = created.json()["id"]
-    search, trials = _run(client, on_supernet(EARLY_EPOCHS_SEARCH, supernet_id))
-    assert search["state"] == "succeeded", search
-    supernet = client.get(f"/api/v1/supernets/{supernet_id}").json()
-    assert supernet["state"] == "ready", supernet
-    for trial in trials:  # steps: epoch 1, epoch 6, the trained supernet (30), one fine-tuning epoch
-        assert [r["metrics"]["supernet_epoch"] for r in trial["reports"]] == [1, 6, 30, 30][
-            : len(trial["reports"])
-        ]
-    early = [r for t in trials for r in t["reports"] if r["metrics"]["supernet_epoch"] == 1]
-    # measured on epoch 1 while the stand-alone training went on
-    assert min(r["created_at"] for r in early) < supernet["finished_at"], (early, supernet)
-    assert any(t["state"] == "succeeded" for t in trials)
-
-
-def test_a_search_on_early_epochs_is_queued_again_while_the_search_training_them_is_paused(
-    two_at_once: httpx.Client,
-) -> None:
-    client = two_at_once
-    mlp = {"family": "elastic_mlp", "depth": [1, 2], "width": [16, 32], "activation": ["relu", "gelu"]}
-    owner_spec = {
-        "task": "wine",
-        "space": mlp,
-        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
-        "budget": {"max_trials": 1, "max_parallel": 1},
-        "scheduler": {"type": "fifo"},
-        "supernet": {"epochs": 400, "batch_size": 16, "lr": 0.05},
-        "fidelity": {"finetune_epochs": 1},
-    }
-    owner = client.post("/api/v1/searches", json=owner_spec)
-    assert owner.status_code == 201, owner.text
-    owner_id, supernet_id = owner.json()["id"], owner.json()["supernet_id"]
-    early_spec = {k: v for k, v in owner_spec.items() if k not in ("space", "supernet")} | {
-        "supernet_id": supernet_id,
-        "budget": {"max_trials": 2, "max_parallel": 1},
-        "fidelity": {"finetune_epochs": 1, "supernet_epochs": [1, 300]},
-    }
-    created = client.post("/api/v1/searches", json=early_spec)
-    assert created.status_code == 201, created.text
-    early_id = created.json()["id"]
-    base = f"/api/v1/searches/{early_id}"
-
-    def trials() -> list[dict[str, Any]]:
-        listing = client.get(f"{base}/trials", params={"page_size": 100}).json()["items"]
-        return [client.get(f"{base}/trials/{t['number']}").json() for t in listing]
-
-    poll(lambda: any(t["reports"] for t in trials()), 300, "a report on epoch 1 of the training")
-    assert client.post(f"/api/v1/searches/{owner_id}/pause").status_code == 202
-    requeued = wait_for_search(client, early_id, lambda s: s["state"] != "running", timeout_s=120)
-    reason = f"waiting for supernet {supernet_id} to train again: paused with search {owner_id}"
-    assert (requeued["state"], requeued["state_reason"]) == ("queued", reason + "; trains when it resumes")
-    set_aside = [t for t in trials() if t["state"] == "paused"]
-    assert set_aside and all(t["reports"] for t in set_aside), trials()
-
-    assert client.post(f"/api/v1/searches/{owner_id}/resume").status_code == 202
-    search = wait_until_ended(client, early_id, timeout_s=400)
-    assert search["state"] == "succeeded", search
-    assert wait_until_ended(client, owner_id, timeout_s=400)["state"] == "succeeded"
-    supernet = client.get(f"/api/v1/supernets/{supernet_id}").json()
-    assert supernet["state"] == "ready", supernet
-    resumed = [t for t in trials() if t["number"] in {s["number"] for s in set_aside}]
-    for trial in resumed:  # epoch 1 before the pause, then epoch 300 and the trained supernet after it
-        assert trial["state"] == "succeeded", trial
-        assert [r["metrics"]["supernet_epoch"] for r in trial["reports"]] == [1, 300, 400, 400], trial
 
 
 def test_canceling_while_trials_wait_for_later_epochs_stops_them_and_the_training(
