@@ -115,6 +115,13 @@ def wait_until_ended(client: httpx.Client, search_id: str, timeout_s: float) -> 
     return wait_for_search(client, search_id, lambda s: s["state"] in ENDED, timeout_s)
 
 
+def trial_details(client: httpx.Client, search_id: str) -> list[dict[str, Any]]:
+    """Every trial of the search (up to 100), each as its detail view (reports and decisions included)."""
+    base = f"/api/v1/searches/{search_id}"
+    listing = client.get(f"{base}/trials", params={"page_size": 100}).json()["items"]
+    return [client.get(f"{base}/trials/{t['number']}").json() for t in listing]
+
+
 def train_supernet(client: httpx.Client, search_spec: dict[str, Any], timeout_s: float = 300) -> str:
     """Train the supernet a search spec describes on its own (``POST /api/v1/supernets``); its id
     once it is ready. A module whose searches all share one space trains it once this way."""

@@ -20,6 +20,7 @@ from service_process import (
     poll,
     running_service,
     train_supernet,
+    trial_details,
     wait_for_search,
     wait_until_ended,
 )
@@ -67,9 +68,7 @@ def _run(client: httpx.Client, spec: dict[str, Any]) -> tuple[dict[str, Any], li
     assert created.status_code == 201, created.text
     search_id = created.json()["id"]
     search = wait_until_ended(client, search_id, timeout_s=400)
-    listing = client.get(f"/api/v1/searches/{search_id}/trials", params={"page_size": 100}).json()["items"]
-    trials = [client.get(f"/api/v1/searches/{search_id}/trials/{t['number']}").json() for t in listing]
-    return search, trials
+    return search, trial_details(client, search_id)
 
 
 def _fidelities(trial: dict[str, Any]) -> list[float]:
@@ -189,8 +188,7 @@ def test_pausing_a_freeze_thaw_search_keeps_its_paused_trials_for_the_resume(
     base = f"/api/v1/searches/{search_id}"
 
     def trials() -> list[dict[str, Any]]:
-        listing = client.get(f"{base}/trials", params={"page_size": 100}).json()["items"]
-        return [client.get(f"{base}/trials/{t['number']}").json() for t in listing]
+        return trial_details(client, search_id)
 
     poll(
         lambda: any(t["state"] == "paused" and t["fidelity"] <= 2 for t in trials()),

@@ -10,7 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
-from service_process import poll, poll_resource, running_service, wait_for_search, wait_until_ended
+from service_process import (
+    poll,
+    poll_resource,
+    running_service,
+    trial_details,
+    wait_for_search,
+    wait_until_ended,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -37,12 +44,6 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
         yield httpx.Client(base_url=handle.url, timeout=30)
 
 
-def _trials(client: httpx.Client, search_id: str) -> list[dict[str, Any]]:
-    base = f"/api/v1/searches/{search_id}"
-    listing = client.get(f"{base}/trials", params={"page_size": 100}).json()["items"]
-    return [client.get(f"{base}/trials/{t['number']}").json() for t in listing]
-
-
 def _epochs(trial: dict[str, Any]) -> list[int]:
     return [r["metrics"]["supernet_epoch"] for r in trial["reports"]]
 
@@ -59,7 +60,7 @@ def test_a_search_starts_on_the_early_epochs_of_a_stand_alone_supernet_in_traini
     search = wait_until_ended(client, submitted.json()["id"], timeout_s=400)
     assert search["state"] == "succeeded", search
     supernet = poll_resource(client, f"/api/v1/supernets/{supernet_id}", lambda s: s["state"] == "ready", 60)
-    trials = _trials(client, search["id"])
+    trials = trial_details(client, search["id"])
     assert trials and all(_epochs(t) == EPOCHS_OF_A_FULL_TRIAL for t in trials), trials
     early = [r for t in trials for r in t["reports"] if r["metrics"]["supernet_epoch"] == 1]
     # measured on epoch 1 while the stand-alone training went on
@@ -86,20 +87,20 @@ def test_a_search_on_early_epochs_is_queued_again_while_the_search_training_them
     early_id = created.json()["id"]
 
     # its first trial reported on epoch 1 and waits for epoch 300 (the pause landed near epoch 70)
-    poll(lambda: any(t["reports"] for t in _trials(client, early_id)), 300, "a report on epoch 1")
+    poll(lambda: any(t["reports"] for t in trial_details(client, early_id)), 300, "a report on epoch 1")
     assert client.post(f"/api/v1/searches/{owner_id}/pause").status_code == 202
     requeued = wait_for_search(client, early_id, lambda s: s["state"] != "running", timeout_s=120)
     reason = f"waiting for supernet {supernet_id} to train again: paused with search {owner_id}"
     assert (requeued["state"], requeued["state_reason"]) == ("queued", reason + "; trains when it resumes")
-    set_aside = [t for t in _trials(client, early_id) if t["state"] == "paused"]
-    assert set_aside and all(t["reports"] for t in set_aside), _trials(client, early_id)
+    set_aside = [t for t in trial_details(client, early_id) if t["state"] == "paused"]
+    assert set_aside and all(t["reports"] for t in set_aside), trial_details(client, early_id)
 
     assert client.post(f"/api/v1/searches/{owner_id}/resume").status_code == 202
     search = wait_until_ended(client, early_id, timeout_s=400)
     assert search["state"] == "succeeded", search
     assert wait_until_ended(client, owner_id, timeout_s=400)["state"] == "succeeded"
     assert client.get(f"/api/v1/supernets/{supernet_id}").json()["state"] == "ready"
-    resumed = [t for t in _trials(client, early_id) if t["number"] in {s["number"] for s in set_aside}]
+    resumed = [t for t in trial_details(client, early_id) if t["number"] in {s["number"] for s in set_aside}]
     for trial in resumed:  # epoch 1 before the pause, then epoch 300 and the trained supernet after it
         assert trial["state"] == "succeeded", trial
         assert _epochs(trial) == EPOCHS_OF_A_FULL_TRIAL, trial
