@@ -116,15 +116,16 @@ class FreezeThawScheduler(FidelityScheduler):
         rng = self._decision_rng()
         if paused and rng.random() < EXPLOIT:
             scored = self._score(list(paused), [], rng, horizon=self.problem.steps)
-            best = int(np.argmax(scored.value))
-            prediction = Prediction(scored.targets[best], float(scored.mean[best]), float(scored.std[best]))
             reason = f"best predicted final value of {len(paused)} paused trials (exploitation)"
-            return self._pick(paused[best], prediction, float(scored.acquisition[best]), reason)
+            return self._pick_best(list(paused), scored, int(np.argmax(scored.value)), reason)
         scored = self._score(candidates, [new_config] if new_config is not None else [], rng)
-        best = int(np.argmax(scored.acquisition))
-        prediction = Prediction(scored.targets[best], float(scored.mean[best]), float(scored.std[best]))
         others = len(candidates) - 1
         reason = f"highest MFPI-random of {len(candidates)} candidates ({others} others)"
+        return self._pick_best(candidates, scored, int(np.argmax(scored.acquisition)), reason)
+
+    def _pick_best(self, candidates: list[int], scored: _Scored, best: int, reason: str) -> Decision:
+        """``candidates[best]``, with what ``scored`` predicted for it."""
+        prediction = Prediction(scored.targets[best], float(scored.mean[best]), float(scored.std[best]))
         return self._pick(candidates[best], prediction, float(scored.acquisition[best]), reason)
 
     def _pick(
