@@ -300,10 +300,9 @@ class Dispatcher:
     def _trains_elsewhere(self, record: SearchRecord) -> bool:
         """The search starts on the early epochs of a supernet a stand-alone job or another search
         is training (it was claimed while that supernet trained)."""
-        if record.supernet_id is None or not _on_early_epochs(record):
+        if record.supernet_id is None or not record.starts_on_training_supernet:
             return False
-        supernet = self._storage.get_supernet(record.supernet_id)
-        return supernet.search_id != record.id and supernet.state is not SupernetState.READY
+        return self._storage.get_supernet(record.supernet_id).state is not SupernetState.READY
 
     def _supernet_state(self, supernet_id: str | None) -> SupernetStateReader:
         """A reader of the stored state of ``supernet_id``, at most one query per ``_CANCEL_POLL_S``."""
@@ -347,7 +346,7 @@ class Dispatcher:
         if supernet.search_id == record.id or supernet.state is SupernetState.READY:
             return None
         untrained = supernet.state in (SupernetState.QUEUED, SupernetState.TRAINING)
-        early = _on_early_epochs(record)
+        early = record.starts_on_training_supernet
         if untrained and supernet.search_id:
             owner = self._storage.get_search(supernet.search_id)
             if early and not owner.state.is_terminal:  # claimed while it trained: the driver follows it
@@ -405,11 +404,6 @@ class Dispatcher:
             )
         self._storage.set_search_state(search_id, outcome.state, outcome.reason)
         log.info("search %s ended %s: %s", search_id, outcome.state.value, outcome.reason)
-
-
-def _on_early_epochs(record: SearchRecord) -> bool:
-    """The search's trials start on early supernet epochs (``fidelity.supernet_epochs``)."""
-    return bool(record.spec.get("fidelity", {}).get("supernet_epochs"))
 
 
 def with_feasibility(reason: str | None, counts: dict[str, int]) -> str | None:

@@ -27,6 +27,9 @@ class SearchRecord:
     supernet_id: str | None = None
     requested_action: str | None = None  # "pause" or "stop" while the running trials finish
     owner: str = "local"
+    # fidelity.supernet_epochs on a named supernet: may start while a stand-alone job or another
+    # search trains it
+    starts_on_training_supernet: bool = False
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,7 @@ class SearchRow(Base):
             supernet_id=self.supernet_id,
             requested_action=self.requested_action,
             owner=self.owner,
+            starts_on_training_supernet=self.starts_on_training_supernet,
         )
 
 
