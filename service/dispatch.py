@@ -239,6 +239,7 @@ class Dispatcher:
                 str(self._artifacts_root),
                 listener,
                 self._shutdown.is_set,
+                self._settings.supernet_training_cpus,
             )
             if outcome.state is SupernetState.CANCELED and self._shutdown.is_set():
                 self._storage.set_supernet_state(
@@ -293,6 +294,7 @@ class Dispatcher:
             elapsed_s=(datetime.now(UTC) - started).total_seconds(),
             supernet_id=record.supernet_id,
             supernet_trains_elsewhere=self._trains_elsewhere(record),
+            supernet_training_cpus=self._settings.supernet_training_cpus,
             curves=curves,
             resumed=resumed,
         )

@@ -24,6 +24,14 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     ray_num_cpus: int | None = Field(default=None, ge=1, description="CPUs of the embedded Ray instance.")
     max_concurrent_searches: int = Field(default=1, ge=1)
+    supernet_training_cpus: int = Field(
+        default=2,
+        ge=1,
+        description=(
+            "Ray CPUs a supernet training reserves, and the torch threads it trains with "
+            "(at most the CPUs of the largest Ray node)."
+        ),
+    )
     dispatcher_poll_s: float = Field(default=1.0, gt=0)
     run_dispatcher: bool = True
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1, description="Largest data set upload.")

@@ -66,6 +66,7 @@ class SearchJob:
     supernet_id: str | None = None
     # fidelity.supernet_epochs on a supernet a stand-alone job or another search is training
     supernet_trains_elsewhere: bool = False
+    supernet_training_cpus: int = 2  # Ray CPUs and torch threads of the search's own supernet training
     curves: list[StoredCurve] = field(default_factory=list)  # reports of the finished trials
     resumed: list[ResumedTrial] = field(default_factory=list)  # set aside when an earlier run stopped
 
@@ -223,6 +224,7 @@ def _train(
         job.supernet_dir,
         job.artifacts_root,
         listener,
+        cpus=job.supernet_training_cpus,
         leave_cpu=bool(early),
     )
     outcome = run.follow(is_canceled, until=(lambda: run.paths.weights_ready(early[0])) if early else None)

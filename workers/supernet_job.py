@@ -65,7 +65,9 @@ def _largest_node_cpus() -> int:
 class SupernetRun:
     """One supernet training (or resumption, or reuse) running as a Ray task, followed from here.
 
-    ``leave_cpu`` keeps one CPU of the node free for trials that run while the supernet trains."""
+    The training reserves ``cpus`` Ray CPUs and trains with as many torch threads, at most the CPUs
+    of the largest node; ``leave_cpu`` keeps one CPU of that node free for trials that run while the
+    supernet trains."""
 
     def __init__(
         self,
@@ -73,12 +75,13 @@ class SupernetRun:
         root: Path,
         artifacts_root: str,
         listener: SupernetListener,
+        cpus: int = 2,
         leave_cpu: bool = False,
     ) -> None:
         self.paths = SupernetPaths(root)
         self._listener = listener
         node_cpus = _largest_node_cpus()  # one task runs on one node: fit the biggest
-        cpus = max(1, min(2, node_cpus - 1 if leave_cpu else node_cpus))
+        cpus = max(1, min(cpus, node_cpus - 1 if leave_cpu else node_cpus))
         self._ref = _train_supernet_task.options(num_cpus=cpus).remote(spec, str(root), artifacts_root, cpus)
         self._last: dict[str, Any] | None = None
         listener.supernet_progress("training supernet")
@@ -124,8 +127,10 @@ def run_supernet_training(
     artifacts_root: str,
     listener: SupernetListener,
     is_canceled: Callable[[], bool],
+    cpus: int = 2,
 ) -> SupernetOutcome:
-    """Train (resume, or reuse) the supernet of ``spec`` (a SupernetSpec) under ``root`` on Ray."""
-    outcome = SupernetRun(spec, root, artifacts_root, listener).follow(is_canceled)
+    """Train (resume, or reuse) the supernet of ``spec`` (a SupernetSpec) under ``root`` on Ray, on
+    ``cpus`` Ray CPUs and torch threads."""
+    outcome = SupernetRun(spec, root, artifacts_root, listener, cpus).follow(is_canceled)
     assert outcome is not None  # no ``until``: followed to the end
     return outcome

@@ -271,6 +271,7 @@ def train_supernet(
         "history": history,
         "snapshot_epochs": list(range(1, training.epochs + 1)),
         "chance_accuracy": chance,
+        "torch_threads": num_threads,  # float sums (hence weights) may differ on another thread count
         "largest_val_accuracy": history[-1]["largest_val_accuracy"],
         "smallest_val_accuracy": history[-1]["smallest_val_accuracy"],
     }

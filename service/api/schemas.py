@@ -241,6 +241,16 @@ class ValidatedSpec(BaseModel):
     spec: dict[str, Any]
 
 
+# summary entries a supernet shows as its metrics
+SUPERNET_FACTS = (
+    "largest_val_accuracy",
+    "smallest_val_accuracy",
+    "chance_accuracy",
+    "epochs",
+    "torch_threads",
+)
+
+
 class SupernetOut(BaseModel):
     id: str
     name: str
@@ -261,11 +271,7 @@ class SupernetOut(BaseModel):
     @classmethod
     def build(cls, record: SupernetRecord) -> SupernetOut:
         summary = record.summary or {}
-        metrics = {
-            k: summary[k]
-            for k in ("largest_val_accuracy", "smallest_val_accuracy", "chance_accuracy", "epochs")
-            if k in summary
-        }
+        metrics = {k: summary[k] for k in SUPERNET_FACTS if k in summary}
         return cls(
             id=record.id,
             name=record.name,

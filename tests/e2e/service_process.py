@@ -50,6 +50,9 @@ def running_service(
     env = os.environ | {
         "SUPERNAS_DATABASE_URL": database_url,
         "SUPERNAS_RAY_NUM_CPUS": "2",
+        # two test workers run a service each on the CI's two cores: a training on two torch threads
+        # would oversubscribe them (a wine MLP trained 3.8x slower than on one thread, both cores busy)
+        "SUPERNAS_SUPERNET_TRAINING_CPUS": "1",
         "SUPERNAS_DISPATCHER_POLL_S": "0.5",
         "SUPERNAS_AUTH": "false",  # tests of auth turn it on through extra_env
     }
