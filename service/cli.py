@@ -286,6 +286,16 @@ def stop(search_id: str, url: UrlOption = DEFAULT_URL) -> None:
     _lifecycle(search_id, "stop", url)
 
 
+@app.command()
+def delete(search_id: str, url: UrlOption = DEFAULT_URL) -> None:
+    """Delete an ended search with its trials, models and checkpoints (its supernet is kept)."""
+    try:
+        _client(url).delete(search_id)
+    except ApiError as error:
+        raise _fail(error) from error
+    typer.echo(f"deleted search {search_id}")
+
+
 class ModelFormat(StrEnum):
     TORCHSCRIPT = "torchscript"
     ONNX = "onnx"

@@ -82,6 +82,9 @@ class SupernasClient:
     def search(self, search_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/v1/searches/{search_id}").json()
 
+    def delete(self, search_id: str) -> None:
+        self._call("DELETE", f"/api/v1/searches/{search_id}")
+
     def cancel(self, search_id: str) -> dict[str, Any]:
         return self.lifecycle(search_id, "cancel")
 

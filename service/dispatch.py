@@ -174,6 +174,16 @@ class Dispatcher:
             control.refresh()
         self.wake()
 
+    def wait_until_done(self, search_id: str, timeout_s: float) -> bool:
+        """Wait for this process's run of the search of that id to wind down (its state may read ended
+        a moment before its thread returns); False if it still runs after ``timeout_s``."""
+        with self._lock:
+            active = self._active.get(search_id)
+        if active is not None:
+            active[0].join(timeout_s)
+            return not active[0].is_alive()
+        return True
+
     def _live_control(self, search_id: str) -> LiveControl | None:
         with self._lock:
             active = self._active.get(search_id)

@@ -25,6 +25,13 @@ def runs_root(artifacts_root: str | Path) -> Path:
     return Path(artifacts_root) / "ray_results"
 
 
+def search_artifacts(artifacts_root: str | Path, search_id: str) -> list[Path]:
+    """Every directory a search writes: its trials' models and checkpoints (and, for searches made
+    before supernets were a resource, its supernet) and the Tune experiment of each of its runs."""
+    root = Path(artifacts_root)
+    return [root / "searches" / search_id, *sorted(runs_root(root).glob(f"{search_id}-attempt*"))]
+
+
 def run_name(search_id: str, attempt: int) -> str:
     return f"{search_id}-attempt{attempt}"
 

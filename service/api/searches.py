@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -44,6 +45,7 @@ from supernas.objectives import Metric
 from supernas.records import SearchRecord, TrialRecord
 from supernas.states import TrialState
 from workers.export import MANIFEST_FILE, ONNX_FILE, QUANTIZED_ONNX_FILE, TORCHSCRIPT_FILE
+from workers.trial_checkpoints import search_artifacts
 
 router = APIRouter(prefix="/api/v1/searches", tags=["searches"])
 
@@ -199,6 +201,20 @@ def list_searches(
 @router.get("/{search_id}", response_model=SearchOut)
 def get_search(search_id: str, request: Request) -> SearchOut:
     return search_out(request, owned_search(request, search_id))
+
+
+@router.delete("/{search_id}", status_code=204)
+def delete_search(search_id: str, request: Request) -> Response:
+    """Delete an ended search: its record, trials, reports and files (models, checkpoints, Tune
+    results). ``409`` until it has ended. A supernet it trained is kept."""
+    record = owned_search(request, search_id)
+    dispatcher: Dispatcher = request.app.state.dispatcher
+    if record.state.is_terminal and not dispatcher.wait_until_done(record.id, 30):
+        raise ConflictError(f"search {record.id} is still winding down; delete it in a moment")
+    _storage(request).delete_search(record.id)
+    for path in search_artifacts(request.app.state.settings.resolved_artifacts_dir, record.id):
+        shutil.rmtree(path, ignore_errors=True)
+    return Response(status_code=204)
 
 
 @router.post("/{search_id}/cancel", status_code=202, response_model=SearchOut)

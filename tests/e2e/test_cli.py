@@ -65,6 +65,16 @@ def test_submit_wait_status_trials_and_download(service: ServiceHandle, tmp_path
     model = torch.jit.load(str(model_path))
     assert model(torch.zeros(2, *manifest["input_shape"][1:])).shape == (2, 10)
 
+    artifacts = service.log_path.parent / "artifacts"  # the service's data dir holds its log
+    search_files, tune_runs = artifacts / "searches" / search_id, artifacts / "ray_results"
+    assert (search_files / "trials").is_dir() and list(tune_runs.glob(f"{search_id}-attempt*"))
+    deleted = cli("delete", search_id, url=service.url)
+    assert deleted.returncode == 0 and deleted.stdout.strip() == f"deleted search {search_id}", deleted
+    assert not search_files.exists() and not list(tune_runs.glob(f"{search_id}-attempt*"))
+    gone = cli("status", search_id, url=service.url)
+    assert gone.returncode == 2 and "no search with id" in gone.stderr
+    assert model_path.exists(), "a downloaded model is the user's: deleting the search leaves it"
+
 
 def test_invalid_spec_is_reported_with_the_field_and_exit_code_2(
     service: ServiceHandle, tmp_path: Path
@@ -85,7 +95,7 @@ def test_unknown_search_and_unreadable_spec(service: ServiceHandle, tmp_path: Pa
     broken.write_text("task: [digits\n")
     result = cli("submit", str(broken), url=service.url)
     assert result.returncode == 2 and "cannot read spec" in result.stderr
-    for verb in ("pause", "resume", "stop", "cancel"):
+    for verb in ("pause", "resume", "stop", "cancel", "delete"):
         result = cli(verb, "f" * 32, url=service.url)
         assert result.returncode == 2 and "no search with id" in result.stderr, verb
 

@@ -117,6 +117,7 @@ def test_another_owner_gets_404_for_everything_of_alice(client: TestClient, sett
         assert hidden.status_code == 404 and hidden.json()["code"] == "not_found", path
     for verb in ("pause", "resume", "stop", "cancel"):
         assert client.post(f"{base}/{verb}", headers=_as(bob)).status_code == 404, verb
+    assert client.delete(base, headers=_as(bob)).status_code == 404
     assert client.get("/api/v1/searches", headers=_as(bob)).json()["total"] == 0
     assert client.get("/api/v1/searches", headers=_as(alice)).json()["total"] == 1
     assert client.get("/api/v1/searches", headers=_as(client.admin_token)).json()["total"] == 1
