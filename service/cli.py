@@ -296,6 +296,16 @@ def delete(search_id: str, url: UrlOption = DEFAULT_URL) -> None:
     typer.echo(f"deleted search {search_id}")
 
 
+@app.command("supernet-delete")
+def supernet_delete(supernet_id: str, url: UrlOption = DEFAULT_URL) -> None:
+    """Delete a supernet that has ended training, with its weights (refused while a search uses it)."""
+    try:
+        _client(url).delete_supernet(supernet_id)
+    except ApiError as error:
+        raise _fail(error) from error
+    typer.echo(f"deleted supernet {supernet_id}")
+
+
 class ModelFormat(StrEnum):
     TORCHSCRIPT = "torchscript"
     ONNX = "onnx"

@@ -85,6 +85,9 @@ class SupernasClient:
     def delete(self, search_id: str) -> None:
         self._call("DELETE", f"/api/v1/searches/{search_id}")
 
+    def delete_supernet(self, supernet_id: str) -> None:
+        self._call("DELETE", f"/api/v1/supernets/{supernet_id}")
+
     def cancel(self, search_id: str) -> dict[str, Any]:
         return self.lifecycle(search_id, "cancel")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -12,7 +13,8 @@ from service.api.schemas import SupernetOut, SupernetPage
 from service.auth import principal_of
 from service.spec_validation import check_supernet_spec
 from service.storage import Storage
-from supernas.errors import IdempotencyKeyReusedError
+from supernas.errors import ConflictError, IdempotencyKeyReusedError
+from workers.driver import supernet_dir
 
 router = APIRouter(prefix="/api/v1/supernets", tags=["supernets"])
 
@@ -63,3 +65,17 @@ def list_supernets(
 @router.get("/{supernet_id}", response_model=SupernetOut)
 def get_supernet(supernet_id: str, request: Request) -> SupernetOut:
     return SupernetOut.build(owned_supernet(request, supernet_id))
+
+
+@router.delete("/{supernet_id}", status_code=204)
+def delete_supernet(supernet_id: str, request: Request) -> Response:
+    """Delete a supernet that has ended training (ready, failed or canceled) with its weights,
+    snapshots and checkpoints. ``409`` while it trains or while a search that has not ended names it;
+    searches that have ended keep their trials and models."""
+    record = owned_supernet(request, supernet_id)
+    if record.state.is_terminal and not request.app.state.dispatcher.wait_until_done(record.id, 30):
+        raise ConflictError(f"supernet {record.id} is still winding down; delete it in a moment")
+    _storage(request).delete_supernet(record.id)
+    artifacts = request.app.state.settings.resolved_artifacts_dir
+    shutil.rmtree(supernet_dir(artifacts, record.id), ignore_errors=True)
+    return Response(status_code=204)

@@ -13,11 +13,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.storage.models import LOCAL_OWNER, SupernetRow, utcnow
+from service.storage.models import LOCAL_OWNER, SearchRow, SupernetRow, utcnow
 from service.storage.queries import claim_oldest, newest_first_page
-from supernas.errors import NotFoundError
+from supernas.errors import ConflictError, NotFoundError
 from supernas.records import Page, SupernetRecord
-from supernas.states import SupernetState
+from supernas.states import SearchState, SupernetState
 
 SUPERNET_PREFIX = "sn_"
 
@@ -91,6 +91,25 @@ class SupernetStore:
         if owner is not None:
             filters.append(SupernetRow.owner == owner)
         return newest_first_page(self.engine, SupernetRow, filters, page_size, page_token)
+
+    def delete_supernet(self, supernet_id: str) -> None:
+        """Delete a supernet that is no longer training (``ConflictError`` while it is queued or
+        training, or while a search that has not ended names it)."""
+        with Session(self.engine) as s, s.begin():
+            row = supernet_row(s, supernet_id)
+            if not SupernetState(row.state).is_terminal:
+                raise ConflictError(f"supernet {supernet_id} is {row.state}; delete it once it has ended")
+            ended = [state.value for state in SearchState if state.is_terminal]
+            users = s.scalars(
+                select(SearchRow.id)
+                .where(SearchRow.supernet_id == supernet_id, SearchRow.state.not_in(ended))
+                .order_by(SearchRow.pk)
+            ).all()
+            if users:
+                raise ConflictError(
+                    f"supernet {supernet_id} is used by searches that have not ended: {', '.join(users)}"
+                )
+            s.delete(row)
 
     def claim_next_queued_supernet(self) -> SupernetRecord | None:
         """Move the oldest queued stand-alone supernet to training (a search trains its own); like

@@ -125,6 +125,14 @@ def test_train_a_supernet_reuse_it_in_a_search_and_download_onnx(
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     assert session.run(None, {session.get_inputs()[0].name: np.zeros((2, 13), np.float32)})[0].shape == (2, 3)
 
+    weights = service.log_path.parent / "artifacts" / "supernets" / supernet_id
+    assert weights.is_dir()
+    deleted = cli("supernet-delete", supernet_id, url=service.url)
+    assert deleted.returncode == 0 and deleted.stdout.strip() == f"deleted supernet {supernet_id}", deleted
+    assert not weights.exists()
+    assert supernet_id not in cli("supernets", "--task", "wine", url=service.url).stdout
+    assert cli("supernet-delete", supernet_id, url=service.url).returncode == 2
+
 
 def test_upload_a_dataset_and_bad_files(service: ServiceHandle, tmp_path: Path) -> None:
     good = tmp_path / "points.csv"

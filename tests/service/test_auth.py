@@ -123,6 +123,7 @@ def test_another_owner_gets_404_for_everything_of_alice(client: TestClient, sett
     assert client.get("/api/v1/searches", headers=_as(client.admin_token)).json()["total"] == 1
     supernet_id = search["supernet_id"]
     assert client.get(f"/api/v1/supernets/{supernet_id}", headers=_as(bob)).status_code == 404
+    assert client.delete(f"/api/v1/supernets/{supernet_id}", headers=_as(bob)).status_code == 404
     assert client.get("/api/v1/supernets", headers=_as(bob)).json()["total"] == 0
 
     rows = "a,label\n" + "".join(f"{i},{'xy'[i % 2]}\n" for i in range(12))

@@ -1,5 +1,7 @@
-"""``DELETE /api/v1/searches/{id}``: an ended search goes with its trials, reports and files; a search
-that has not ended, another search's records and files, and the supernet it trained all stay."""
+"""Deleting to free the disk. ``DELETE /api/v1/searches/{id}``: an ended search goes with its trials,
+reports and files; a search that has not ended, another search's records and files, and the supernet
+it trained all stay. ``DELETE /api/v1/supernets/{id}``: a supernet that has ended training goes with
+its files, unless a search that has not ended names it."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.storage.models import TrialReportRow, TrialRow
-from supernas.states import SearchState, TrialState
+from supernas.states import SearchState, SupernetState, TrialState
 
 SPEC = {
     "name": "deletion",
@@ -105,3 +107,30 @@ def test_the_supernet_a_deleted_search_trained_is_kept(client: TestClient) -> No
 def test_unknown_and_malformed_ids_are_404(client: TestClient) -> None:
     problem_of(client.delete(f"/api/v1/searches/{'f' * 32}"), 404)
     problem_of(client.delete("/api/v1/searches/not-an-id"), 404)
+
+
+def test_a_supernet_is_deleted_once_no_search_that_has_not_ended_names_it(
+    client: TestClient, tmp_path: Path
+) -> None:
+    space = {"family": "elastic_cnn", "stage_channels": [8, 16], "depth": [1, 2]}
+    supernet_id = client.post("/api/v1/supernets", json={"task": "digits", "space": space}).json()["id"]
+    assert "is queued" in problem_of(client.delete(f"/api/v1/supernets/{supernet_id}"), 409)["detail"]
+    storage = client.app.state.storage
+    storage.set_supernet_state(supernet_id, SupernetState.READY, "trained", {"data_fingerprint": "f" * 64})
+    weights = tmp_path / "artifacts" / "supernets" / supernet_id / "epochs" / "1.pt"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"weights")
+
+    spec = {"task": "digits", "supernet_id": supernet_id, "objectives": SPEC["objectives"]}
+    search_id = client.post("/api/v1/searches", json=spec).json()["id"]
+    in_use = problem_of(client.delete(f"/api/v1/supernets/{supernet_id}"), 409)
+    assert in_use["detail"] == f"supernet {supernet_id} is used by searches that have not ended: {search_id}"
+    assert weights.exists()
+
+    client.post(f"/api/v1/searches/{search_id}/cancel")
+    assert client.delete(f"/api/v1/supernets/{supernet_id}").status_code == 204
+    problem_of(client.get(f"/api/v1/supernets/{supernet_id}"), 404)
+    assert not (tmp_path / "artifacts" / "supernets" / supernet_id).exists()
+    assert client.get(f"/api/v1/searches/{search_id}").json()["state"] == "canceled", "the ended search stays"
+    problem_of(client.delete(f"/api/v1/supernets/{supernet_id}"), 404)
+    problem_of(client.delete("/api/v1/supernets/sn_not-an-id"), 404)
