@@ -66,7 +66,8 @@ class SearchJob:
     supernet_id: str | None = None
     # fidelity.supernet_epochs on a supernet a stand-alone job or another search is training
     supernet_trains_elsewhere: bool = False
-    supernet_training_cpus: int = 2  # Ray CPUs and torch threads of the search's own supernet training
+    # Ray CPUs and torch threads of the search's own supernet training (Settings.supernet_training_cpus)
+    supernet_training_cpus: int = 2
     curves: list[StoredCurve] = field(default_factory=list)  # reports of the finished trials
     resumed: list[ResumedTrial] = field(default_factory=list)  # set aside when an earlier run stopped
 

@@ -75,7 +75,7 @@ class SupernetRun:
         root: Path,
         artifacts_root: str,
         listener: SupernetListener,
-        cpus: int = 2,
+        cpus: int,
         leave_cpu: bool = False,
     ) -> None:
         self.paths = SupernetPaths(root)
@@ -127,7 +127,7 @@ def run_supernet_training(
     artifacts_root: str,
     listener: SupernetListener,
     is_canceled: Callable[[], bool],
-    cpus: int = 2,
+    cpus: int,
 ) -> SupernetOutcome:
     """Train (resume, or reuse) the supernet of ``spec`` (a SupernetSpec) under ``root`` on Ray, on
     ``cpus`` Ray CPUs and torch threads."""

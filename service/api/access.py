@@ -12,12 +12,15 @@ from fastapi import Request
 
 from service.auth import principal_of
 from service.storage import Storage
-from supernas.errors import NotFoundError
+from supernas.errors import ConflictError, NotFoundError
 from supernas.records import DatasetRecord, SearchRecord, SupernetRecord
 
 _SEARCH_ID = re.compile(r"^[0-9a-f]{32}$")
 _SUPERNET_ID = re.compile(r"^sn_[0-9a-f]{32}$")
 _DATASET_ID = re.compile(r"^ds_[0-9a-f]{32}$")
+
+
+WIND_DOWN_S = 30.0  # how long a delete waits for an ended search or training's thread to return
 
 
 def storage_of(request: Request) -> Storage:
@@ -56,3 +59,10 @@ def owned_dataset(request: Request, dataset_id: str) -> DatasetRecord:
 def scoped_idempotency_key(request: Request, key: str | None) -> str | None:
     """Idempotency keys are per owner: one user's key never finds another user's resource."""
     return None if key is None else f"{principal_of(request).owner}/{key}"
+
+
+def wait_for_wind_down(request: Request, what: str, resource_id: str) -> None:
+    """A search or supernet training may read ended a moment before this process's thread running it
+    returns: wait for that thread before deleting its files (``ConflictError`` after ``WIND_DOWN_S``)."""
+    if not request.app.state.dispatcher.wait_until_done(resource_id, WIND_DOWN_S):
+        raise ConflictError(f"{what} {resource_id} is still winding down; delete it in a moment")

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ValidationError
 
 from search_spaces.spec import Budget, SearchSpec
-from service.api.access import owned_search, scoped_idempotency_key
+from service.api.access import owned_search, scoped_idempotency_key, wait_for_wind_down
 from service.api.schemas import (
     BestValue,
     ObjectiveOut,
@@ -208,9 +208,8 @@ def delete_search(search_id: str, request: Request) -> Response:
     """Delete an ended search: its record, trials, reports and files (models, checkpoints, Tune
     results). ``409`` until it has ended. A supernet it trained is kept."""
     record = owned_search(request, search_id)
-    dispatcher: Dispatcher = request.app.state.dispatcher
-    if record.state.is_terminal and not dispatcher.wait_until_done(record.id, 30):
-        raise ConflictError(f"search {record.id} is still winding down; delete it in a moment")
+    if record.state.is_terminal:
+        wait_for_wind_down(request, "search", record.id)
     _storage(request).delete_search(record.id)
     for path in search_artifacts(request.app.state.settings.resolved_artifacts_dir, record.id):
         shutil.rmtree(path, ignore_errors=True)

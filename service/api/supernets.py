@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from search_spaces.spec import SupernetSpec
-from service.api.access import owned_supernet, scoped_idempotency_key
+from service.api.access import owned_supernet, scoped_idempotency_key, wait_for_wind_down
 from service.api.schemas import SupernetOut, SupernetPage
 from service.auth import principal_of
 from service.spec_validation import check_supernet_spec
 from service.storage import Storage
-from supernas.errors import ConflictError, IdempotencyKeyReusedError
+from supernas.errors import IdempotencyKeyReusedError
 from workers.driver import supernet_dir
 
 router = APIRouter(prefix="/api/v1/supernets", tags=["supernets"])
@@ -73,8 +73,8 @@ def delete_supernet(supernet_id: str, request: Request) -> Response:
     snapshots and checkpoints. ``409`` while it trains or while a search that has not ended names it;
     searches that have ended keep their trials and models."""
     record = owned_supernet(request, supernet_id)
-    if record.state.is_terminal and not request.app.state.dispatcher.wait_until_done(record.id, 30):
-        raise ConflictError(f"supernet {record.id} is still winding down; delete it in a moment")
+    if record.state.is_terminal:
+        wait_for_wind_down(request, "supernet", record.id)
     _storage(request).delete_supernet(record.id)
     artifacts = request.app.state.settings.resolved_artifacts_dir
     shutil.rmtree(supernet_dir(artifacts, record.id), ignore_errors=True)

@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from service.storage.datasets import DatasetStore
 from service.storage.engine import make_engine
 from service.storage.migrate import upgrade_schema
-from service.storage.models import LOCAL_OWNER, SearchRow, SupernetRow, TrialReportRow, TrialRow, utcnow
+from service.storage.models import LOCAL_OWNER, SearchRow, SupernetRow, utcnow
 from service.storage.queries import (
     NO_SYNC,
     claim_oldest,
@@ -231,17 +231,15 @@ class Storage(TrialStore, TrialViewStore, SupernetStore, DatasetStore, TokenStor
         raise ConflictError(f"search {search_id} changed state while being canceled; try again")
 
     def delete_search(self, search_id: str) -> None:
-        """Delete an ended search with its trials and their reports (``ConflictError`` until it has
-        ended). A supernet it trained stays: it is a resource of its own that others may use."""
+        """Delete an ended search (``ConflictError`` until it has ended). Its trials and their reports
+        go with it through the schema's ``ON DELETE CASCADE`` foreign keys (SQLite connections turn
+        foreign keys on). A supernet it trained stays: it is a resource others may use."""
         with Session(self.engine) as s, s.begin():
             row = search_row(s, search_id)
             if not SearchState(row.state).is_terminal:
                 raise ConflictError(
                     f"search {search_id} is {row.state}; cancel or stop it, then delete it once it has ended"
                 )
-            trials = select(TrialRow.pk).where(TrialRow.search_id == search_id)
-            s.execute(delete(TrialReportRow).where(TrialReportRow.trial_pk.in_(trials)))
-            s.execute(delete(TrialRow).where(TrialRow.search_id == search_id))
             s.delete(row)
 
     def update_budget(self, search_id: str, budget: dict[str, Any]) -> SearchRecord:

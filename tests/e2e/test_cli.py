@@ -34,6 +34,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceHandle]
 _TOKEN = {"value": ""}  # the service's printed admin token, sent as SUPERNAS_TOKEN
 
 
+def _artifacts(service: ServiceHandle) -> Path:
+    return service.log_path.parent / "artifacts"  # the service's data dir holds its log
+
+
 def cli(*args: str, url: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
     return run_cli(*args, url=url, token=_TOKEN["value"] if token is None else token)
 
@@ -65,8 +69,8 @@ def test_submit_wait_status_trials_and_download(service: ServiceHandle, tmp_path
     model = torch.jit.load(str(model_path))
     assert model(torch.zeros(2, *manifest["input_shape"][1:])).shape == (2, 10)
 
-    artifacts = service.log_path.parent / "artifacts"  # the service's data dir holds its log
-    search_files, tune_runs = artifacts / "searches" / search_id, artifacts / "ray_results"
+    search_files = _artifacts(service) / "searches" / search_id
+    tune_runs = _artifacts(service) / "ray_results"
     assert (search_files / "trials").is_dir() and list(tune_runs.glob(f"{search_id}-attempt*"))
     deleted = cli("delete", search_id, url=service.url)
     assert deleted.returncode == 0 and deleted.stdout.strip() == f"deleted search {search_id}", deleted
@@ -125,7 +129,7 @@ def test_train_a_supernet_reuse_it_in_a_search_and_download_onnx(
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     assert session.run(None, {session.get_inputs()[0].name: np.zeros((2, 13), np.float32)})[0].shape == (2, 3)
 
-    weights = service.log_path.parent / "artifacts" / "supernets" / supernet_id
+    weights = _artifacts(service) / "supernets" / supernet_id
     assert weights.is_dir()
     deleted = cli("supernet-delete", supernet_id, url=service.url)
     assert deleted.returncode == 0 and deleted.stdout.strip() == f"deleted supernet {supernet_id}", deleted
